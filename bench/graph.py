@@ -1,17 +1,29 @@
 """NAS-Bench-101 cell specs: validation, pruning and the isomorphism-invariant hash.
 
-Pure Python and NumPy, no TensorFlow. The hash reproduces google-research/nasbench exactly (it is what
-the tabular benchmark is keyed by), so every detail below is load-bearing: Python ints in `str()`,
-the label order, and the sorted-neighbour rounds.
+Pure Python, no TensorFlow. The hash reproduces google-research/nasbench exactly (it is what the tabular
+benchmark is keyed by), so every detail below is load-bearing: Python ints in `str()`, the label order,
+and the sorted-neighbour rounds.
+
+Speed matters here: the search-space enumeration hashes over a million specs and every table query by
+spec hashes once. NumPy calls cost a microsecond each on 7x7 arrays, so the hot path works on Python
+ints instead: each adjacency row becomes a bitmask (bit j set = edge to vertex j), pruning is two
+bitmask sweeps, and the hashing rounds build their strings with as few Python operations as possible.
+What is left is dominated by the n*n + 1 MD5 calls the hash itself needs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+
+try:  # CPython's own MD5 has less per-call overhead than OpenSSL's on these ~100-byte inputs.
+    from _md5 import md5 as _md5
+except ImportError:  # pragma: no cover - interpreters built without it
+    _md5 = hashlib.md5
 
 INPUT = "input"
 OUTPUT = "output"
@@ -23,13 +35,36 @@ HASH_OPS = (CONV3X3, CONV1X1, MAXPOOL3X3)
 MAX_VERTICES = 7
 MAX_EDGES = 9
 
+# Read-only lookup tables, built once at import (a few hundred entries each).
+_LABEL = {op: i for i, op in enumerate(HASH_OPS)}
+# Every 0/1 row of length 1..7 -> its bitmask. Keys compare equal for ints, bools and floats alike,
+# matching the 0/1 check of the NumPy path; anything else misses and takes the slow, exact path.
+_ROW_MASK = {
+    bits: sum(b << j for j, b in enumerate(bits))
+    for n in range(1, MAX_VERTICES + 1)
+    for bits in itertools.product((0, 1), repeat=n)
+}
+_SET_BITS = tuple(tuple(j for j in range(MAX_VERTICES) if m >> j & 1) for m in range(1 << MAX_VERTICES))
+# Round-0 vertex hashes: md5(str((out_degree, in_degree, label))) for every value a <= 7-vertex cell has.
+_INITIAL = {
+    (o, i, lab): hashlib.md5(str((o, i, lab)).encode("utf-8")).hexdigest()
+    for o in range(MAX_VERTICES)
+    for i in range(MAX_VERTICES)
+    for lab in (-2, -1, *range(len(HASH_OPS)))
+}
+# Bounded memo for hash_spec: a trainer queries the same discretized cell every epoch.
+_HASH_CACHE_SIZE = 1 << 15
+
 
 class InvalidSpecError(ValueError):
     """A cell spec that is not a NAS-Bench-101 model (malformed, disconnected, too large)."""
 
 
 def _as_matrix(matrix: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
-    m = np.asarray(matrix)
+    try:
+        m = np.asarray(matrix)
+    except ValueError as e:  # ragged nested lists
+        raise InvalidSpecError(f"adjacency matrix must be a square 0/1 matrix ({e})") from None
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise InvalidSpecError(f"adjacency matrix must be square, got shape {m.shape}")
     if not np.isin(m, (0, 1)).all():
@@ -39,42 +74,162 @@ def _as_matrix(matrix: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
     return m.astype(np.int8)
 
 
+def _row_masks(matrix: Sequence[Sequence[int]] | np.ndarray) -> list[int]:
+    """Validated rows as bitmasks; the NumPy path only runs for odd input (and raises its errors)."""
+    rows = matrix.tolist() if isinstance(matrix, np.ndarray) else matrix
+    try:
+        n = len(rows)
+        if n <= MAX_VERTICES:
+            masks = []
+            for i, row in enumerate(rows):
+                mask = _ROW_MASK.get(tuple(row))
+                # Strictly upper triangular: no bit at or left of the diagonal.
+                if mask is None or len(row) != n or mask & ((2 << i) - 1):
+                    break
+                masks.append(mask)
+            else:
+                return masks
+    except TypeError:
+        pass
+    m = _as_matrix(matrix)
+    return [sum(1 << j for j, x in enumerate(row) if x) for row in m.tolist()]
+
+
+def _labels(ops: Sequence[str], n: int) -> list[int]:
+    if len(ops) != n:
+        raise InvalidSpecError(f"{len(ops)} ops for a {n}x{n} matrix")
+    if n < 2 or ops[0] != INPUT or ops[-1] != OUTPUT:
+        raise InvalidSpecError("ops must start with 'input' and end with 'output'")
+    try:
+        return [-1, *[_LABEL[op] for op in ops[1:-1]], -2]
+    except (KeyError, TypeError):
+        bad = [op for op in ops[1:-1] if op not in HASH_OPS]
+        raise InvalidSpecError(f"unknown op(s) {bad}; allowed: {list(HASH_OPS)}") from None
+
+
+def _keep_mask(masks: list[int]) -> int:
+    """Vertices on some input->output path; 0 when the output is unreachable."""
+    n = len(masks)
+    reach = 1
+    for v in range(n):
+        if reach >> v & 1:
+            reach |= masks[v]
+    coreach = 1 << (n - 1)
+    for v in range(n - 2, -1, -1):
+        if masks[v] & coreach:
+            coreach |= 1 << v
+    return reach & coreach
+
+
+def _compact(masks: list[int], keep: int) -> tuple[list[int], list[int]]:
+    """Masks restricted to the kept vertices (renumbered in order), and the kept vertex indices."""
+    idx = [v for v in range(len(masks)) if keep >> v & 1]
+    out = []
+    for v in idx:
+        m = masks[v]
+        out.append(sum(1 << k for k, w in enumerate(idx) if m >> w & 1))
+    return out, idx
+
+
+def _prune_masks(
+    matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str]
+) -> tuple[list[int], list[int], list[int]]:
+    """(pruned row masks, pruned labels, kept vertex indices) of a raw spec."""
+    masks = _row_masks(matrix)
+    labels = _labels(ops, len(masks))
+    keep = _keep_mask(masks)
+    if not keep:
+        raise InvalidSpecError("the output is not reachable from the input")
+    if keep == (1 << len(masks)) - 1:
+        return masks, labels, list(range(len(masks)))
+    masks, idx = _compact(masks, keep)
+    return masks, [labels[v] for v in idx], idx
+
+
+def _check_budget(masks: list[int]) -> None:
+    n = len(masks)
+    if n > MAX_VERTICES:
+        raise InvalidSpecError(f"{n} vertices after pruning; NAS-Bench-101 has at most {MAX_VERTICES}")
+    edges = sum(m.bit_count() for m in masks)
+    if edges > MAX_EDGES:
+        raise InvalidSpecError(f"{edges} edges after pruning; NAS-Bench-101 has at most {MAX_EDGES}")
+
+
+def _set_bits(mask: int) -> tuple[int, ...]:
+    if mask < len(_SET_BITS):
+        return _SET_BITS[mask]
+    return tuple(j for j in range(mask.bit_length()) if mask >> j & 1)
+
+
+def _neighbour_slot(ws: list[int], sentinel: int) -> tuple[int, int, int, list[int]]:
+    """(kind, first, second, all) for the hashing loop; a missing neighbour reads the '' sentinel."""
+    if len(ws) <= 1:
+        return 1, ws[0] if ws else sentinel, sentinel, ws
+    return len(ws), ws[0], ws[1], ws
+
+
+def _hash_masks(masks: Sequence[int], labels: Sequence[int]) -> str:
+    """The module hash of a pruned spec given as row bitmasks and integer labels."""
+    n = len(masks)
+    succs = [list(_set_bits(m)) for m in masks]
+    preds: list[list[int]] = [[] for _ in range(n)]
+    for w, ws in enumerate(succs):
+        for v in ws:
+            preds[v].append(w)
+    # Python ints on purpose: str(np.int64(2)) is "np.int64(2)" under NumPy 2 and changes the hash.
+    hashes = []
+    for v in range(n):
+        key = (len(succs[v]), len(preds[v]), labels[v])
+        h = _INITIAL.get(key)
+        hashes.append(h if h is not None else hashlib.md5(str(key).encode("utf-8")).hexdigest())
+    # Neighbour lists of 0-2 vertices (nearly all of them) are sorted by one comparison instead of a
+    # list + sorted() + join; index n holds '' so an empty list reads like a one-element one.
+    slots = [(*_neighbour_slot(preds[v], n), *_neighbour_slot(succs[v], n), v) for v in range(n)]
+    md5 = _md5
+    join = "".join
+    hashes.append("")
+    for _ in range(n):
+        new = []
+        append = new.append
+        for pk, pa, pb, ps, sk, sa, sb, ss, v in slots:
+            if pk == 1:
+                a = hashes[pa]
+            elif pk == 2:
+                a = hashes[pa]
+                x = hashes[pb]
+                a = f"{a}{x}" if a < x else f"{x}{a}"
+            else:
+                a = join(sorted([hashes[w] for w in ps]))
+            if sk == 1:
+                b = hashes[sa]
+            elif sk == 2:
+                b = hashes[sa]
+                x = hashes[sb]
+                b = f"{b}{x}" if b < x else f"{x}{b}"
+            else:
+                b = join(sorted([hashes[w] for w in ss]))
+            append(md5(f"{a}|{b}|{hashes[v]}".encode()).hexdigest())
+        append("")
+        hashes = new
+    hashes.pop()
+    # str(sorted(list_of_str)), spelled out: "['h1', 'h2', ...]" (hex digests need no escaping).
+    return hashlib.md5(("['" + "', '".join(sorted(hashes)) + "']").encode("utf-8")).hexdigest()
+
+
+@lru_cache(maxsize=_HASH_CACHE_SIZE)
+def _hash_cached(masks: tuple[int, ...], labels: tuple[int, ...]) -> str:
+    return _hash_masks(masks, labels)
+
+
 def prune(matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """Drop vertices not on an input→output path, exactly as NAS-Bench-101's ModelSpec does.
 
     Raises InvalidSpecError when the output is unreachable from the input.
     """
-    m = _as_matrix(matrix)
-    n = m.shape[0]
-    ops = list(ops)
-    if len(ops) != n:
-        raise InvalidSpecError(f"{len(ops)} ops for a {n}x{n} matrix")
-    if n < 2 or ops[0] != INPUT or ops[-1] != OUTPUT:
-        raise InvalidSpecError("ops must start with 'input' and end with 'output'")
-    bad = [op for op in ops[1:-1] if op not in HASH_OPS]
-    if bad:
-        raise InvalidSpecError(f"unknown op(s) {bad}; allowed: {list(HASH_OPS)}")
-
-    from_input = {0}
-    frontier = [0]
-    while frontier:
-        top = frontier.pop()
-        for v in range(top + 1, n):
-            if m[top, v] and v not in from_input:
-                from_input.add(v)
-                frontier.append(v)
-    to_output = {n - 1}
-    frontier = [n - 1]
-    while frontier:
-        top = frontier.pop()
-        for v in range(0, top):
-            if m[v, top] and v not in to_output:
-                to_output.add(v)
-                frontier.append(v)
-    keep = sorted(from_input & to_output)
-    if len(keep) < 2:
-        raise InvalidSpecError("the output is not reachable from the input")
-    return m[np.ix_(keep, keep)], [ops[i] for i in keep]
+    masks, _, idx = _prune_masks(matrix, ops)
+    k = len(masks)
+    pm = np.array([[m >> j & 1 for j in range(k)] for m in masks], dtype=np.int8).reshape(k, k)
+    return pm, [ops[i] for i in idx]
 
 
 def check_in_nb101(matrix: np.ndarray, ops: Sequence[str]) -> None:
@@ -87,44 +242,31 @@ def check_in_nb101(matrix: np.ndarray, ops: Sequence[str]) -> None:
         raise InvalidSpecError(f"{edges} edges after pruning; NAS-Bench-101 has at most {MAX_EDGES}")
 
 
-@lru_cache(maxsize=None)
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode("utf-8")).hexdigest()
-
-
-def hash_pruned(matrix: np.ndarray, ops: Sequence[str]) -> str:
-    """The NAS-Bench-101 module hash of an already pruned spec."""
-    n = matrix.shape[0]
-    labels = [-1] + [HASH_OPS.index(op) for op in ops[1:-1]] + [-2]
-    # Python ints on purpose: str(np.int64(2)) is "np.int64(2)" under NumPy 2 and changes the hash.
-    in_edges = [int(x) for x in matrix.sum(axis=0)]
-    out_edges = [int(x) for x in matrix.sum(axis=1)]
-    rows = matrix.tolist()
-    preds = [[w for w in range(n) if rows[w][v]] for v in range(n)]
-    succs = [[w for w in range(n) if rows[v][w]] for v in range(n)]
-    hashes = [_md5(str((out_edges[v], in_edges[v], labels[v]))) for v in range(n)]
-    md5 = hashlib.md5
-    for _ in range(n):
-        hashes = [
-            md5(
-                (
-                    "".join(sorted([hashes[w] for w in preds[v]]))
-                    + "|"
-                    + "".join(sorted([hashes[w] for w in succs[v]]))
-                    + "|"
-                    + hashes[v]
-                ).encode("utf-8")
-            ).hexdigest()
-            for v in range(n)
-        ]
-    return hashlib.md5(str(sorted(hashes)).encode("utf-8")).hexdigest()
+def hash_pruned(matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str]) -> str:
+    """The NAS-Bench-101 module hash of an already pruned spec (not validated: callers pruned it)."""
+    rows = matrix.tolist() if isinstance(matrix, np.ndarray) else matrix
+    masks = []
+    for row in rows:
+        mask = _ROW_MASK.get(tuple(row))
+        masks.append(mask if mask is not None else sum(1 << j for j, x in enumerate(row) if x))
+    try:
+        labels = [-1, *[_LABEL[op] for op in ops[1:-1]], -2]
+    except (KeyError, TypeError):
+        bad = [op for op in ops[1:-1] if op not in HASH_OPS]
+        raise InvalidSpecError(f"unknown op(s) {bad}; allowed: {list(HASH_OPS)}") from None
+    return _hash_masks(masks, labels)
 
 
 def hash_spec(matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str]) -> str:
     """Prune, check the NAS-Bench-101 budget and hash; the key of the tabular benchmark."""
-    pm, pops = prune(matrix, ops)
-    check_in_nb101(pm, pops)
-    return hash_pruned(pm, pops)
+    masks, labels, _ = _prune_masks(matrix, ops)
+    _check_budget(masks)
+    return _hash_cached(tuple(masks), tuple(labels))
+
+
+def clear_hash_cache() -> None:
+    """Forget hash_spec's memo (benchmarks use it to time cold lookups)."""
+    _hash_cached.cache_clear()
 
 
 def ops_from_labels(labels: Sequence[int]) -> list[str]:

@@ -1,0 +1,370 @@
+"""Where the harness keeps NAS-Bench-101 and CIFAR-10, how to fetch them, and what is installed.
+
+CLI:
+    python -m bench.data download nb101|cifar10|all [--dest DIR] [--url URL] [--from-file PATH]
+                                                    [--no-verify] [--no-convert] [--retries N]
+    python -m bench.data status [--dest DIR] [--verify]
+
+The data directory is `--dest`, else $NB1SHOT1_DATA, else the per-user cache directory. Every function
+takes the directory it works on; nothing here is module-level mutable state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from platformdirs import user_cache_dir
+
+from bench import cifar10
+from bench.download import (
+    Checksum,
+    DataError,
+    RetryPolicy,
+    download,
+    file_digest,
+    install_from_file,
+    marker_ok,
+    part_path,
+    safe_extract_tar,
+    write_marker,
+)
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "nasbench-1shot1-harness"
+DATA_ENV = "NB1SHOT1_DATA"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One published file: where it lives, what it must hash to, what it is called on disk."""
+
+    key: str
+    filename: str
+    url: str
+    checksum: Checksum
+    size: str
+    description: str
+
+
+# The published files (see specs/nb101_format.md). Read-only so no caller can repoint a URL or checksum.
+OFFICIAL: Mapping[str, Dataset] = MappingProxyType(
+    {
+        "nb101": Dataset(
+            key="nb101",
+            filename="nasbench_only108.tfrecord",
+            url="https://storage.googleapis.com/nasbench/nasbench_only108.tfrecord",
+            checksum=Checksum("sha256", "4c39c3936e36a85269881d659e44e61a245babcb72cb374eacacf75d0e5f4fd1"),
+            size="499 MB",
+            description="NAS-Bench-101 table, 108-epoch results",
+        ),
+        "cifar10": Dataset(
+            key="cifar10",
+            filename="cifar-10-python.tar.gz",
+            url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+            checksum=Checksum("md5", "c58f30108f718f92721af3b95e74349a"),
+            size="163 MB",
+            description="CIFAR-10, python batches",
+        ),
+    }
+)
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """What the run CLI can use; a field is None unless the data there is complete."""
+
+    nb101: Path | None  # the tfrecord, or the converted cache when only that is left
+    cifar10: Path | None  # the `cifar-10-batches-py` directory
+
+
+def resolve_data_dir(data_dir: Path | str | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """`data_dir` if given, else $NB1SHOT1_DATA, else the per-user cache directory."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ if env is None else env
+    if env.get(DATA_ENV):
+        return Path(env[DATA_ENV]).expanduser()
+    return Path(user_cache_dir(APP_NAME))
+
+
+def nb101_path(data_dir: Path) -> Path:
+    return data_dir / OFFICIAL["nb101"].filename
+
+
+def cifar10_dir(data_dir: Path) -> Path:
+    return data_dir / cifar10.DIRNAME
+
+
+# Suffixes of files that sit beside the tfrecord but are not a usable cache.
+_NOT_A_CACHE = (".part", ".bad", ".verified", ".tmp", ".lock")
+
+
+def nb101_cache(data_dir: Path) -> Path | None:
+    """The converted fast cache beside the tfrecord, if bench.nb101 has written one.
+
+    bench.nb101 owns the cache format and name; here anything named `nasbench_only108.*` other than the
+    tfrecord itself and in-flight/marker files counts.
+    """
+    tfrecord = nb101_path(data_dir)
+    stem = tfrecord.name.removesuffix(".tfrecord")
+    if not data_dir.is_dir():
+        return None
+    for p in sorted(data_dir.glob(stem + ".*")):
+        if p != tfrecord and not p.name.startswith(tfrecord.name) and not p.name.endswith(_NOT_A_CACHE):
+            return p
+    return None
+
+
+def locate(data_dir: Path | str | None = None) -> DataPaths:
+    """The installed data under `data_dir` (default: see resolve_data_dir), complete items only."""
+    d = resolve_data_dir(data_dir)
+    tfrecord = nb101_path(d)
+    nb = tfrecord if tfrecord.is_file() else nb101_cache(d)
+    cdir = cifar10_dir(d)
+    return DataPaths(nb101=nb, cifar10=cdir if cifar10.is_complete(cdir) else None)
+
+
+def convert_nb101(tfrecord: Path) -> bool:
+    """Build bench.nb101's fast cache now, so the first run does not pay for it; False when skipped."""
+    try:
+        from bench.nb101 import NB101Table  # lazy: the table reader is optional for downloading
+    except ImportError as e:
+        log.warning("cannot import bench.nb101 (%s); skipped conversion to the fast cache", e)
+        return False
+    log.info("converting %s to the fast cache (once)", tfrecord)
+    try:
+        NB101Table.load(tfrecord)
+    except (ValueError, OSError) as e:  # the reader's data errors (CRC, truncation) and I/O errors
+        raise DataError(
+            f"converting {tfrecord} to the fast cache failed ({e}); delete it and download again, "
+            "or pass --no-convert to keep it as is"
+        ) from e
+    return True
+
+
+def fetch_nb101(
+    data_dir: Path,
+    *,
+    dataset: Dataset = OFFICIAL["nb101"],
+    url: str | None = None,
+    from_file: Path | None = None,
+    verify: bool = True,
+    convert: bool = True,
+    policy: RetryPolicy | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """Install the NAS-Bench-101 tfrecord under `data_dir` (download or `from_file`), then convert it."""
+    dest = data_dir / dataset.filename
+    checksum = dataset.checksum if verify else None
+    if from_file is not None:
+        install_from_file(Path(from_file), dest, checksum, progress=progress)
+    else:
+        download(url or dataset.url, dest, checksum, policy=policy, progress=progress)
+    if convert:
+        convert_nb101(dest)
+    return dest
+
+
+def fetch_cifar10(
+    data_dir: Path,
+    *,
+    dataset: Dataset = OFFICIAL["cifar10"],
+    url: str | None = None,
+    from_file: Path | None = None,
+    verify: bool = True,
+    policy: RetryPolicy | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """Install `cifar-10-batches-py/` under `data_dir`; the verified archive is kept beside it."""
+    target = cifar10_dir(data_dir)
+    if cifar10.is_complete(target) and from_file is None:
+        log.info("%s is already complete", target)
+        return target
+    archive = data_dir / dataset.filename
+    checksum = dataset.checksum if verify else None
+    if from_file is not None:
+        install_from_file(Path(from_file), archive, checksum, progress=progress)
+    else:
+        download(url or dataset.url, archive, checksum, policy=policy, progress=progress)
+    # Extract beside the target and swap it in, so an interrupted extraction never looks complete.
+    with tempfile.TemporaryDirectory(prefix=".cifar10-extract-", dir=data_dir) as tmp:
+        safe_extract_tar(archive, Path(tmp))
+        extracted = Path(tmp) / cifar10.DIRNAME
+        missing = cifar10.missing_files(extracted) if extracted.is_dir() else list(cifar10.REQUIRED_FILES)
+        if missing:
+            raise cifar10.CIFAR10Error(
+                f"{archive} lacks {cifar10.DIRNAME}/{', '.join(missing)}; it is not the CIFAR-10 python "
+                f"archive, delete it and run `python -m bench.data download cifar10`"
+            )
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(extracted, target)
+    return target
+
+
+def _download_command(key: str, data_dir: Path) -> str:
+    return f"python -m bench.data download {key} --dest {data_dir}"
+
+
+def status_lines(data_dir: Path, *, verify: bool = False) -> list[str]:
+    """Human-readable state of every dataset under `data_dir`, with the command to fix what is missing.
+
+    `verify` re-hashes present files instead of trusting the marker written at download time.
+    """
+    lines = [f"data directory: {data_dir}"]
+    todo: list[str] = []
+
+    nb = OFFICIAL["nb101"]
+    tfrecord = data_dir / nb.filename
+    cache = nb101_cache(data_dir)
+    lines.append(f"nb101 ({nb.description}, {nb.size}):")
+    if tfrecord.is_file():
+        lines.append(f"  tfrecord: {tfrecord} ({tfrecord.stat().st_size:,} bytes)")
+        lines.append(f"  checksum: {_verification(tfrecord, nb.checksum, verify)}")
+    else:
+        lines.append("  tfrecord: missing")
+        if part_path(tfrecord).exists():
+            lines.append(
+                f"  partial download: {part_path(tfrecord).stat().st_size:,} bytes (rerun to resume)"
+            )
+    lines.append(f"  fast cache: {cache if cache else 'missing (built on first use)'}")
+    if not tfrecord.is_file() and cache is None:
+        todo.append(_download_command("nb101", data_dir))
+
+    cf = OFFICIAL["cifar10"]
+    archive = data_dir / cf.filename
+    cdir = cifar10_dir(data_dir)
+    lines.append(f"cifar10 ({cf.description}, {cf.size}):")
+    if archive.is_file():
+        lines.append(f"  archive: {archive} ({_verification(archive, cf.checksum, verify)})")
+    elif part_path(archive).exists():
+        lines.append(
+            f"  archive: partial download, {part_path(archive).stat().st_size:,} bytes (rerun to resume)"
+        )
+    else:
+        lines.append("  archive: missing")
+    missing = cifar10.missing_files(cdir) if cdir.is_dir() else list(cifar10.REQUIRED_FILES)
+    if not missing:
+        lines.append(f"  {cifar10.DIRNAME}: {cdir} (complete)")
+    elif cdir.is_dir():
+        lines.append(f"  {cifar10.DIRNAME}: {cdir} INCOMPLETE, missing {', '.join(missing)}")
+    else:
+        lines.append(f"  {cifar10.DIRNAME}: missing")
+    if missing:
+        todo.append(_download_command("cifar10", data_dir))
+
+    if todo:
+        lines.append("to fetch what is missing:")
+        lines.extend(f"  {cmd}" for cmd in todo)
+    else:
+        lines.append("everything is installed")
+    return lines
+
+
+def _verification(path: Path, checksum: Checksum, rehash: bool) -> str:
+    if rehash:
+        ok = file_digest(path, checksum.algorithm) == checksum.digest
+        if ok:
+            write_marker(path, checksum)
+        return f"{checksum.algorithm} {'OK' if ok else 'MISMATCH: delete the file and download again'}"
+    if marker_ok(path, checksum):
+        return f"{checksum.algorithm} verified"
+    return "not verified (run `python -m bench.data status --verify` to check it)"
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.data", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dest_help = f"data directory (default: ${DATA_ENV}, else {user_cache_dir(APP_NAME)})"
+    dl = sub.add_parser("download", help="download, verify and install a dataset")
+    dl.add_argument("dataset", choices=[*OFFICIAL, "all"])
+    dl.add_argument("--dest", type=Path, help=dest_help)
+    dl.add_argument("--url", help="download from this URL (a mirror) instead of the official one")
+    dl.add_argument("--from-file", type=Path, help="install a file you downloaded yourself (still verified)")
+    dl.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="UNSAFE: skip the checksum; a truncated or tampered file would be installed as is",
+    )
+    dl.add_argument("--no-convert", action="store_true", help="nb101: do not build the fast cache now")
+    dl.add_argument("--retries", type=int, default=RetryPolicy.retries, help="retries after a failed attempt")
+    dl.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    st = sub.add_parser("status", help="show what is installed and how to fetch what is missing")
+    st.add_argument("--dest", type=Path, help=dest_help)
+    st.add_argument("--verify", action="store_true", help="re-hash the installed files (takes a few seconds)")
+    return parser
+
+
+def _run_download(args: argparse.Namespace, data_dir: Path) -> None:
+    keys = list(OFFICIAL) if args.dataset == "all" else [args.dataset]
+    if len(keys) > 1 and (args.url or args.from_file):
+        raise DataError(
+            "--url and --from-file name one file; use them with `download nb101` or `download cifar10`"
+        )
+    if args.retries < 0:
+        raise DataError(f"--retries must be >= 0, got {args.retries}")
+    policy = dataclasses.replace(RetryPolicy(), retries=args.retries)
+    progress = False if args.no_progress else None
+    verify = not args.no_verify
+    for key in keys:
+        if key == "nb101":
+            path = fetch_nb101(
+                data_dir,
+                url=args.url,
+                from_file=args.from_file,
+                verify=verify,
+                convert=not args.no_convert,
+                policy=policy,
+                progress=progress,
+            )
+        else:
+            path = fetch_cifar10(
+                data_dir,
+                url=args.url,
+                from_file=args.from_file,
+                verify=verify,
+                policy=policy,
+                progress=progress,
+            )
+        print(f"{key}: {path}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s"
+    )
+    data_dir = resolve_data_dir(args.dest)
+    try:
+        if args.command == "download":
+            _run_download(args, data_dir)
+        else:
+            print("\n".join(status_lines(data_dir, verify=args.verify)))
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # permissions, full disk, a --dest that is a file: fixable by the user
+        print(f"error: {e}; check the path or pass --dest to a writable directory", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume the download", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""The NAS-Bench-1Shot1 one-shot supernet.
+
+Follows the reference search model (automl/nasbench-1shot1, `optimizers/darts/model_search.py` and
+`operations.py`): a 3×3 ConvBnRelu stem to C channels; 9 cells in 3 stacks with a 2×2 max-pool and
+channel doubling before the first cell of stacks 2 and 3; one set of mixing weights shared by all cells;
+head = ReLU → 1×1 conv (C_last·B → C_last) → BatchNorm(affine=False) → global average pool → linear.
+
+Cell (input s0 with C_in channels; C_in = C for the first cell, else the previous cell's C·B):
+choice block i gets its own 1×1 ConvBnRelu projection of s0 to C channels; its input is
+Σ_j w_ij·x_j over [proj_i(s0), node_1 … node_(i-1)] (a plain sum for nodes without input weights:
+node 1 of every space, node 2 of space 1); it applies the mixed op Σ_o w_io·op_o(x) over
+PRIMITIVES (maxpool3x3, conv3x3-bn-relu, conv1x1-bn-relu, all at stride 1, C → C). The cell output
+is w_out[0]·proj_out(s0) + concat_i(w_out[i]·node_i), where proj_out is a 1×1 ConvBnRelu to C·B.
+Every ConvBnRelu uses an affine BatchNorm (the reference's NAS-Bench ops ignore their `affine=False`).
+
+The supernet never normalizes: `forward(x, weights)` takes the MIXING WEIGHTS (softmax, Gumbel,
+perturbed simplex points …), computed by the optimizer from alphas it owns.
+
+Differences from the reference code, all deliberate:
+
+- Downsampling is NAS-Bench-101's: 2×2/2 max-pool without padding (32→16→8; `ceil_mode=True`
+  reproduces TensorFlow's 'same' padding on odd sizes). The reference pads by 1 (32→17→9).
+- BatchNorm momentum is 0.003, the PyTorch equivalent of NAS-Bench-101's TF decay 0.997; the reference
+  passes 0.997 as PyTorch momentum, so its running statistics follow only the last batch. The head's
+  BatchNorm also uses 0.003 (the reference leaves PyTorch's default 0.1 there).
+  `reference_quirks=True` restores both quirks (pool padding 1, momentum 0.997, head BN momentum 0.1).
+- The B+1 projections of a cell's input are one 1×1 conv to 2·B·C channels followed by one BatchNorm
+  and a split. BatchNorm is per channel, so this is the same function and the same initial distribution
+  as B+1 separate ConvBnRelus (the state_dict layout differs), and much cheaper.
+- ReLUs run in place and the weighted sums accumulate in place (autograd's version checks guarantee
+  this never clobbers a tensor saved for backward).
+- Weights may be given per cell (an extra leading dimension of size `num_cells` on any weight tensor).
+  The reference GDAS samples its Gumbel weights anew for every cell; this allows the same.
+- GDAS (`op_choice`): exactly the chosen op runs in each choice block, times its mixing weight, so a
+  straight-through hard one-hot passes gradient to the alphas. The reference instead runs every op
+  whose weight is nonzero, which is the same for one-hot weights.
+- PC-DARTS (`partial_channels=K`): the ops see the first C/K channels; the result, concatenated with
+  the untouched channels, is channel-shuffled with K groups in one copy (stack + flatten), the same
+  permutation as PC-DARTS' view/transpose `channel_shuffle`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bench.spaces import PRIMITIVES, SearchSpace
+
+log = logging.getLogger(__name__)
+
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.003  # PyTorch momentum equivalent to NAS-Bench-101's TF decay 0.997
+REFERENCE_BN_MOMENTUM = 0.997  # what the reference passes (TF decay used as PyTorch momentum)
+REFERENCE_HEAD_BN_MOMENTUM = 0.1  # PyTorch's default, left in place by the reference's head
+
+
+class SupernetInputError(ValueError):
+    """Mixing weights, op choices or a configuration that do not fit the supernet."""
+
+
+class ConvBnRelu(nn.Module):
+    """conv(bias=False) → BatchNorm(affine) → ReLU, 'same' padding (NAS-Bench-101's conv_bn_relu)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, bn_momentum: float) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=bn_momentum)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # In place is safe: BatchNorm's backward needs its input, not its output.
+        return F.relu(self.bn(self.conv(x)), inplace=True)
+
+
+def channel_shuffle(x: Tensor, groups: int) -> Tensor:
+    """PC-DARTS' shuffle: channel g·(C/groups) + r moves to r·groups + g."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class MixedOp(nn.Module):
+    """Σ_o w_o·op_o(x) over PRIMITIVES, optionally on the first C/K channels only (PC-DARTS)."""
+
+    def __init__(self, channels: int, bn_momentum: float, partial_channels: int = 1) -> None:
+        super().__init__()
+        self.partial_channels = partial_channels
+        self.op_channels = channels // partial_channels
+        c = self.op_channels
+        ops = {
+            "maxpool3x3": lambda: nn.MaxPool2d(3, stride=1, padding=1),
+            "conv3x3-bn-relu": lambda: ConvBnRelu(c, c, 3, bn_momentum),
+            "conv1x1-bn-relu": lambda: ConvBnRelu(c, c, 1, bn_momentum),
+        }
+        self.ops = nn.ModuleList(ops[name]() for name in PRIMITIVES)
+
+    def forward(self, x: Tensor, weights: Sequence[Tensor], choice: int | None = None) -> Tensor:
+        k = self.partial_channels
+        xa = x[:, : self.op_channels] if k > 1 else x
+        if choice is not None:
+            y = weights[choice] * self.ops[choice](xa)
+        else:
+            # Convs first so the fresh product is a new tensor we may accumulate into in place.
+            y = weights[1] * self.ops[1](xa)
+            y.addcmul_(weights[2], self.ops[2](xa))
+            y.addcmul_(weights[0], self.ops[0](xa))
+        if k == 1:
+            return y
+        # cat([y, rest]) followed by channel_shuffle(·, k), as one copy: stacking the k groups along
+        # a new dim 2 puts channel r of group g at r·k + g.
+        groups = [y, *x[:, self.op_channels :].split(self.op_channels, dim=1)]
+        return torch.stack(groups, dim=2).flatten(1, 2)
+
+
+@dataclass
+class _CellWeights:
+    """One cell's mixing weights as 0-dim tensors, unbound once per forward."""
+
+    ops: list[tuple[Tensor, ...]]  # per choice block: one weight per PRIMITIVE
+    output: tuple[Tensor, ...]  # input edge, then choice blocks 1..B
+    inputs: list[tuple[Tensor, ...] | None]  # per choice block: weights of candidates, None = plain sum
+
+
+class Cell(nn.Module):
+    """One NAS-Bench-1Shot1 cell; all choice blocks on `channels` channels, output channels·B."""
+
+    def __init__(
+        self, c_in: int, channels: int, num_blocks: int, bn_momentum: float, partial_channels: int = 1
+    ) -> None:
+        super().__init__()
+        self.channels = channels
+        self.num_blocks = num_blocks
+        # Projections for choice blocks 1..B (C each) and for the output edge (C·B), fused.
+        self.proj = ConvBnRelu(c_in, 2 * num_blocks * channels, 1, bn_momentum)
+        self.blocks = nn.ModuleList(
+            MixedOp(channels, bn_momentum, partial_channels) for _ in range(num_blocks)
+        )
+
+    def forward(self, s0: Tensor, w: _CellWeights, choices: Sequence[int] | None = None) -> Tensor:
+        c, b = self.channels, self.num_blocks
+        p = self.proj(s0)
+        projs = p.split(c, dim=1)
+        states: list[Tensor] = []
+        for i, block in enumerate(self.blocks):
+            iw = w.inputs[i]
+            if iw is None:
+                x = projs[i]
+                for s in states:
+                    x = x + s
+            else:
+                x = iw[0] * projs[i]
+                for wj, s in zip(iw[1:], states, strict=True):
+                    x.addcmul_(wj, s)
+            states.append(block(x, w.ops[i], None if choices is None else choices[i]))
+        out = torch.cat([wi * s for wi, s in zip(w.output[1:], states, strict=True)], dim=1)
+        return out.addcmul_(w.output[0], p[:, b * c :])
+
+
+class Supernet(nn.Module):
+    """The one-shot model of a NAS-Bench-1Shot1 search space; mixing weights come from outside."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        init_channels: int = 16,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        num_stacks: int = 3,
+        cells_per_stack: int = 3,
+        reference_quirks: bool = False,
+        partial_channels: int = 1,
+    ) -> None:
+        super().__init__()
+        if partial_channels < 1 or init_channels % partial_channels:
+            raise SupernetInputError(
+                f"partial_channels={partial_channels} must be ≥1 and divide init_channels={init_channels}; "
+                "pick a divisor such as 4 with the default 16 channels"
+            )
+        if min(init_channels, num_classes, in_channels, num_stacks, cells_per_stack) < 1:
+            raise SupernetInputError("channel, class, stack and cell counts must all be ≥1; fix the config")
+        self.space = space
+        self.num_blocks = space.num_blocks
+        self.alpha_shapes = dict(space.alpha_shapes())
+        self.reference_quirks = reference_quirks
+        self.partial_channels = partial_channels
+        self.num_cells = num_stacks * cells_per_stack
+        # Nodes whose input is a weighted sum; the others (node 1, space 1's node 2) sum plainly.
+        self._input_tensor = {
+            int(name.split("_", 1)[1]): k
+            for k, name in enumerate(self.alpha_shapes)
+            if name.startswith("inputs_")
+        }
+
+        bn_m = REFERENCE_BN_MOMENTUM if reference_quirks else BN_MOMENTUM
+        head_m = REFERENCE_HEAD_BN_MOMENTUM if reference_quirks else BN_MOMENTUM
+        self.stem = ConvBnRelu(in_channels, init_channels, 3, bn_m)
+        # NB-101 pools without padding; ceil_mode gives TF 'same' on odd sizes (identical on even).
+        self.downsample = nn.MaxPool2d(
+            2, stride=2, padding=1 if reference_quirks else 0, ceil_mode=not reference_quirks
+        )
+        self.downsample_before = frozenset(range(cells_per_stack, self.num_cells, cells_per_stack))
+        cells = []
+        c, c_in = init_channels, init_channels
+        for i in range(self.num_cells):
+            if i in self.downsample_before:
+                c *= 2
+            cells.append(Cell(c_in, c, self.num_blocks, bn_m, partial_channels))
+            c_in = c * self.num_blocks
+        self.cells = nn.ModuleList(cells)
+        self.head_conv = nn.Conv2d(c_in, c, 1, bias=False)
+        self.head_bn = nn.BatchNorm2d(c, eps=BN_EPS, momentum=head_m, affine=False)
+        self.classifier = nn.Linear(c, num_classes)
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """The network weights (all parameters: the alphas are owned by the optimizer)."""
+        return list(self.parameters())
+
+    def forward(
+        self, x: Tensor, weights: Sequence[Tensor], op_choice: Tensor | Sequence | None = None
+    ) -> Tensor:
+        """Logits for `x` under mixing `weights` (alpha_shapes order, or per cell with a leading dim).
+
+        `op_choice`: one op index per choice block (or per cell and block, shape (num_cells, B)); then
+        only that op runs, multiplied by its mixing weight (GDAS).
+        """
+        cell_weights = self._cell_weights(weights)
+        choices = self._choices(op_choice)
+        s = self.stem(x)
+        for i, cell in enumerate(self.cells):
+            if i in self.downsample_before:
+                s = self.downsample(s)
+            s = cell(s, cell_weights[i], choices[i])
+        s = self.head_bn(self.head_conv(F.relu(s)))
+        return self.classifier(s.mean(dim=(2, 3)))
+
+    # ---- argument handling -------------------------------------------------------------------
+    def _cell_weights(self, weights: Sequence[Tensor]) -> list[_CellWeights]:
+        if len(weights) != len(self.alpha_shapes):
+            raise SupernetInputError(
+                f"expected {len(self.alpha_shapes)} mixing-weight tensors ({', '.join(self.alpha_shapes)}), "
+                f"got {len(weights)}; pass one tensor per entry of space.alpha_shapes()"
+            )
+        n = self.num_cells
+        per_tensor: list[list[tuple]] = []  # per arch tensor, per cell: its weights as 0-dim tensors
+        for (name, shape), w in zip(self.alpha_shapes.items(), weights, strict=True):
+            nested = name == "ops"
+            if tuple(w.shape) == shape:  # shared by all cells: unbind once
+                per_tensor.append([_unbind(w if nested else w[0], nested)] * n)
+            elif tuple(w.shape) == (n, *shape):
+                per_tensor.append([_unbind(w[i] if nested else w[i, 0], nested) for i in range(n)])
+            else:
+                raise SupernetInputError(
+                    f"mixing weights {name!r} have shape {tuple(w.shape)}, expected {shape} "
+                    f"or {(n, *shape)} (per cell)"
+                )
+        return [
+            _CellWeights(
+                ops=list(per_tensor[0][i]),
+                output=per_tensor[1][i],
+                inputs=[
+                    per_tensor[self._input_tensor[node]][i] if node in self._input_tensor else None
+                    for node in range(1, self.num_blocks + 1)
+                ],
+            )
+            for i in range(n)
+        ]
+
+    def _choices(self, op_choice: Tensor | Sequence[int] | None) -> list[list[int] | None]:
+        n, b = self.num_cells, self.num_blocks
+        if op_choice is None:
+            return [None] * n
+        c = torch.as_tensor(op_choice)
+        if c.dtype.is_floating_point or c.dtype == torch.bool or tuple(c.shape) not in ((b,), (n, b)):
+            raise SupernetInputError(
+                f"op_choice must be integer op indices of shape ({b},) or ({n}, {b}) (per cell), "
+                f"got {c.dtype} of shape {tuple(c.shape)}"
+            )
+        if c.numel() and (int(c.min()) < 0 or int(c.max()) >= len(PRIMITIVES)):
+            raise SupernetInputError(f"op_choice entries must be op indices 0..{len(PRIMITIVES) - 1}")
+        rows = c.tolist()
+        return [rows] * n if c.dim() == 1 else rows
+
+
+def _unbind(t: Tensor, nested: bool) -> tuple:
+    """A 1-D weight row as a tuple of 0-dim tensors (2-D: a tuple of such tuples)."""
+    return tuple(r.unbind(0) for r in t.unbind(0)) if nested else t.unbind(0)
