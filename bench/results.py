@@ -1,0 +1,160 @@
+"""Tidy results: the column list, deterministic run paths, atomic writes, loading many runs.
+
+One row per run x epoch in `epochs.csv`; run-level facts in `config.json` beside it; the alphas after
+every epoch in `alphas.npz`. Paths carry no timestamp, so rerunning a command resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+RESULTS_VERSION = 1
+
+COLUMNS: tuple[str, ...] = (
+    "benchmark",
+    "space",
+    "optimizer",
+    "tag",
+    "seed",
+    "epoch",
+    "arch_hash",
+    "matrix",
+    "ops",
+    "oneshot_train_loss",
+    "oneshot_train_acc",
+    "oneshot_valid_loss",
+    "oneshot_valid_acc",
+    "valid_acc_r0",
+    "valid_acc_r1",
+    "valid_acc_r2",
+    "test_acc_r0",
+    "test_acc_r1",
+    "test_acc_r2",
+    "valid_acc_mean",
+    "test_acc_mean",
+    "valid_error_mean",
+    "test_error_mean",
+    "test_regret",
+    "hessian_eig_max",
+    "lr",
+    "epoch_seconds",
+    "hessian_seconds",
+    "wallclock_s",
+)
+# Wall-clock columns differ between otherwise identical runs; everything else is reproducible.
+TIMING_COLUMNS: tuple[str, ...] = ("epoch_seconds", "hessian_seconds", "wallclock_s")
+
+EPOCHS_CSV = "epochs.csv"
+CONFIG_JSON = "config.json"
+ALPHAS_NPZ = "alphas.npz"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "-", text).strip("-")
+
+
+def make_tag(preset: str, overrides: Mapping[str, Any]) -> str:
+    """A readable, deterministic directory name for one setting (preset plus `--set` overrides)."""
+    if not overrides:
+        return _slug(preset)
+    parts = [f"{k}={overrides[k]}" for k in sorted(overrides)]
+    return _slug(preset + "_" + "_".join(parts))
+
+
+def run_dir(root: Path, benchmark: str, space: int, optimizer: str, tag: str, seed: int) -> Path:
+    return Path(root) / benchmark / f"space{space}" / optimizer / tag / f"seed{seed}"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write then rename, so a crash never leaves a half-written file in place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON file's content, or None when it is missing or unreadable (e.g. cut by a crash)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def rows_to_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows))
+    extra = [c for c in frame.columns if c not in COLUMNS]
+    return frame.reindex(columns=[*COLUMNS, *extra])
+
+
+def write_epochs(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rewrite the whole CSV atomically (runs have at most a few hundred rows)."""
+    atomic_write_text(path, rows_to_frame(rows).to_csv(index=False, float_format="%.10g"))
+
+
+def read_epochs(path: Path) -> list[dict[str, Any]]:
+    if not Path(path).exists():
+        return []
+    frame = pd.read_csv(path, dtype={"arch_hash": str, "matrix": str, "ops": str, "tag": str})
+    return frame.to_dict("records")
+
+
+def write_alphas(path: Path, history: Mapping[int, Sequence[np.ndarray]], names: Sequence[str]) -> None:
+    """Alphas after every epoch: one array per arch tensor, stacked over epochs."""
+    epochs = sorted(history)
+    arrays: dict[str, np.ndarray] = {"epochs": np.asarray(epochs, dtype=np.int64)}
+    for i, name in enumerate(names):
+        arrays[name] = np.stack([np.asarray(history[e][i]) for e in epochs]) if epochs else np.zeros(0)
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_alphas(path: Path) -> tuple[list[int], dict[str, np.ndarray]]:
+    with np.load(path) as z:
+        epochs = z["epochs"].tolist()
+        return epochs, {k: z[k] for k in z.files if k != "epochs"}
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Every run directory (one holding an epochs.csv) under `root`, sorted."""
+    return sorted(p.parent for p in Path(root).rglob(EPOCHS_CSV))
+
+
+def load_results(roots: Path | Iterable[Path]) -> pd.DataFrame:
+    """All epochs.csv under the given directories as one long DataFrame (with a `run_dir` column)."""
+    if isinstance(roots, (str, Path)):
+        roots = [Path(roots)]
+    frames = []
+    for root in roots:
+        for run in find_runs(Path(root)):
+            frame = pd.read_csv(
+                run / EPOCHS_CSV, dtype={"arch_hash": str, "matrix": str, "ops": str, "tag": str}
+            )
+            frame["run_dir"] = str(run)
+            frames.append(frame)
+    if not frames:
+        return rows_to_frame([]).assign(run_dir=pd.Series(dtype=str))
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,407 @@
+"""`python -m bench.run`: run one-shot NAS searches and record them as tidy results.
+
+    python -m bench.run --optimizer msdarts --space 1 --seeds 0-4
+    python -m bench.run --optimizer darts,gdas --space 1,2,3 --seeds 0-2 --set epochs=20
+
+Comma-separated `--optimizer`, `--space` and `--set key=v1,v2` values launch the whole grid; each
+combination lands in its own deterministic directory, and runs already complete are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from bench import results
+from bench.config import (
+    BENCHMARK_DEFAULTS,
+    PRESETS,
+    QUICK_OVERRIDES,
+    ConfigError,
+    RunConfig,
+    field_annotations,
+    parse_value,
+)
+
+log = logging.getLogger("bench.run")
+BENCHMARKS = ("auto", "nb101", "digits")
+# Keys that describe the run itself rather than its setting; never part of a --set.
+_IDENTITY_KEYS = {"optimizer", "space", "seed", "benchmark", "preset", "optimizer_params"}
+
+
+class UsageError(ValueError):
+    """Bad command-line input; reported as one line with exit code 2."""
+
+
+# ---- argument parsing -------------------------------------------------------------------------
+def parse_int_list(text: str, what: str) -> list[int]:
+    """`0-4`, `0,3,7` or `1-3,7` -> sorted unique non-negative ints; errors say what is wrong."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            raise UsageError(f"--{what} {text!r}: empty item; write e.g. 0-4 or 0,3,7")
+        if "-" in part[1:]:
+            lo, hi = part.split("-", 1) if not part.startswith("-") else ("", "")
+            if not (lo.isdigit() and hi.isdigit()):
+                raise UsageError(f"--{what} {text!r}: {part!r} is not a range of non-negative ints like 0-4")
+            a, b = int(lo), int(hi)
+            if a > b:
+                raise UsageError(f"--{what} {text!r}: range {part!r} runs backwards; write {b}-{a}")
+            out.extend(range(a, b + 1))
+        else:
+            if not part.isdigit():
+                raise UsageError(
+                    f"--{what} {text!r}: {part!r} is not a non-negative int; write e.g. 0-4 or 0,3,7"
+                )
+            out.append(int(part))
+    return sorted(set(out))
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, list[str]]:
+    """`--set key=v1,v2` items -> key -> list of raw values (a grid axis when several)."""
+    sets: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set {item!r}: expected key=value, e.g. --set epochs=20")
+        values = [v.strip() for v in value.split(",")]
+        if any(v == "" for v in values):
+            raise UsageError(f"--set {item!r}: empty value; write e.g. --set bandwidth=0.3,1")
+        sets[key] = values
+    return sets
+
+
+@dataclass
+class RunRequest:
+    """One point of the grid: enough to build its config and directory (picklable for workers)."""
+
+    cfg: RunConfig
+    tag: str
+    out_root: Path
+    data_dir: Path | None = None
+    table_path: Path | None = None
+    cifar_dir: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        c = self.cfg
+        return results.run_dir(self.out_root, c.benchmark, c.space, c.optimizer, self.tag, c.seed)
+
+
+def build_requests(args: argparse.Namespace, benchmark: str) -> list[RunRequest]:
+    """Expand optimizers x spaces x --set grid x seeds into validated run requests."""
+    from bench.spaces import SearchSpace, UnknownSpaceError
+    from optimizers import UnknownOptimizerError, build_hyperparameters, get_optimizer
+
+    optimizers = [o.strip() for o in args.optimizer.split(",") if o.strip()]
+    if not optimizers:
+        raise UsageError("--optimizer is empty; name one, e.g. --optimizer darts")
+    try:
+        opt_classes = {name: get_optimizer(name) for name in optimizers}
+    except UnknownOptimizerError as exc:
+        raise UsageError(str(exc)) from None
+    spaces = parse_int_list(args.space, "space")
+    for k in spaces:
+        try:
+            SearchSpace(k)
+        except UnknownSpaceError as exc:
+            raise UsageError(f"--space {args.space}: {exc}") from None
+    seeds = parse_int_list(args.seeds, "seeds")
+    sets = parse_sets(args.set or [])
+    if args.epochs is not None:
+        sets.setdefault("epochs", [str(args.epochs)])
+
+    config_annotations = field_annotations(RunConfig)
+    for key in sets:
+        if key in _IDENTITY_KEYS:
+            raise UsageError(f"--set {key}=...: use the --{key} option instead")
+    grid_keys = list(sets)
+    requests = []
+    for opt_name, space, combo in itertools.product(optimizers, spaces, itertools.product(*sets.values())):
+        overrides = dict(zip(grid_keys, combo, strict=True))
+        cfg = RunConfig(optimizer=opt_name, space=space, benchmark=benchmark, preset=args.preset)
+        for key, value in BENCHMARK_DEFAULTS[benchmark].items():
+            setattr(cfg, key, value)
+        if args.preset == "quick":
+            for key, value in QUICK_OVERRIDES.items():
+                setattr(cfg, key, value)
+        cfg.device = args.device
+        opt_params: dict[str, str] = {}
+        opt_fields = {f.name for f in fields(opt_classes[opt_name].Hyperparameters)}
+        for key, raw in overrides.items():
+            if key in config_annotations:
+                try:
+                    setattr(cfg, key, parse_value(key, raw, config_annotations[key]))
+                except ConfigError as exc:
+                    raise UsageError(str(exc)) from None
+            elif key in opt_fields:
+                opt_params[key] = raw
+            elif len(optimizers) > 1 and any(
+                key in {f.name for f in fields(c.Hyperparameters)} for c in opt_classes.values()
+            ):
+                continue  # a setting of another optimizer in the grid
+            else:
+                known = sorted({*config_annotations} - _IDENTITY_KEYS | opt_fields)
+                raise UsageError(f"--set {key}: unknown setting for {opt_name}; known: {', '.join(known)}")
+        try:
+            hp = build_hyperparameters(opt_classes[opt_name], opt_params)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        cfg.optimizer_params = {k: getattr(hp, k) for k in opt_params}
+        _validate(cfg)
+        applicable = {k: v for k, v in overrides.items() if k in config_annotations or k in opt_fields}
+        tag = results.make_tag(args.preset, applicable)
+        for seed in seeds:
+            seeded = RunConfig(**{**cfg.to_dict(), "seed": seed})
+            requests.append(RunRequest(cfg=seeded, tag=tag, out_root=Path(args.out)))
+    return requests
+
+
+def _validate(cfg: RunConfig) -> None:
+    positive = ["batch_size", "init_channels", "cells_per_stack", "hessian_every"]
+    for key in positive:
+        if getattr(cfg, key) < 1:
+            raise UsageError(f"--set {key}={getattr(cfg, key)}: must be at least 1")
+    if cfg.epochs is not None and cfg.epochs < 1:
+        raise UsageError(f"--epochs {cfg.epochs}: must be at least 1")
+    if not 0.0 < cfg.train_portion < 1.0:
+        raise UsageError(f"--set train_portion={cfg.train_portion}: must lie strictly between 0 and 1")
+    if cfg.hessian_method not in ("lanczos", "exact"):
+        raise UsageError(f"--set hessian_method={cfg.hessian_method}: choose lanczos or exact")
+    if cfg.data_limit is not None and cfg.data_limit < 2 * cfg.batch_size:
+        raise UsageError(f"--set data_limit={cfg.data_limit}: needs at least 2 x batch_size images")
+
+
+# ---- ground truth and data -----------------------------------------------------------------------
+def resolve_benchmark(requested: str, data_dir: Path | None) -> tuple[str, Any]:
+    """`auto` -> nb101 when NB-101 and CIFAR-10 are installed, else the embedded digits benchmark."""
+    from bench.data import locate
+
+    paths = locate(data_dir)
+    if requested == "auto":
+        if paths.nb101 is not None and paths.cifar10 is not None:
+            return "nb101", paths
+        log.warning(
+            "NAS-Bench-101 and/or CIFAR-10 are not installed: using the EMBEDDED 'digits' benchmark "
+            "(8x8 digits, not NAS-Bench-101 numbers). Get the real data: python -m bench.data download nb101 "
+            "&& python -m bench.data download cifar10"
+        )
+        return "digits", paths
+    if requested == "nb101":
+        if paths.nb101 is None:
+            raise UsageError(
+                "--benchmark nb101: the NAS-Bench-101 file is not installed; run "
+                "`python -m bench.data download nb101` (or pass --data-dir)"
+            )
+        if paths.cifar10 is None:
+            raise UsageError(
+                "--benchmark nb101: CIFAR-10 is not installed; run `python -m bench.data download cifar10` "
+                "(or pass --data-dir)"
+            )
+    return requested, paths
+
+
+def open_table(benchmark: str, paths: Any) -> Any:
+    if benchmark == "nb101":
+        from bench.nb101 import NB101Table
+
+        return NB101Table.load(paths.nb101)
+    from bench.digits import DigitsBenchmark
+
+    return DigitsBenchmark()
+
+
+def load_data(cfg: RunConfig, paths: Any) -> Any:
+    from bench.datasets import load_cifar10_search_data, load_digits_search_data
+
+    if cfg.benchmark == "nb101":
+        return load_cifar10_search_data(paths.cifar10, cfg.train_portion, cfg.data_limit, augment=cfg.augment)
+    return load_digits_search_data(cfg.train_portion, cfg.data_limit)
+
+
+# ---- executing runs ----------------------------------------------------------------------------
+def execute(request: RunRequest, table: Any, paths: Any, progress: bool = True) -> Any:
+    """Run (or resume, or skip) one request; the unit of work for serial and parallel execution."""
+    from tqdm import tqdm
+
+    from bench.trainer import STATUS_JSON, RunOutcome, Trainer, config_record
+
+    run_dir = request.run_dir
+    status = results.read_json(run_dir / STATUS_JSON)
+    if status and status.get("state") == "complete":
+        rows = results.read_epochs(run_dir / results.EPOCHS_CSV)
+        log.info("already complete, skipping: %s", run_dir)
+        return RunOutcome(run_dir, "skipped", len(rows), rows[-1] if rows else None, "already complete")
+    _check_compatible(run_dir, request.cfg)
+    data = load_data(request.cfg, paths)
+    trainer = Trainer(request.cfg, run_dir, table, data, meta={"tag": request.tag})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    extra = {"tag": request.tag, "benchmark_note": _benchmark_note(request.cfg.benchmark, trainer)}
+    results.write_json(run_dir / results.CONFIG_JSON, config_record(request.cfg, trainer, extra))
+    handler = logging.FileHandler(run_dir / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    name = f"{request.cfg.optimizer} s{request.cfg.space} seed{request.cfg.seed}"
+    try:
+        with tqdm(total=trainer.epochs, desc=name, unit="ep", disable=not progress, leave=True) as bar:
+
+            def on_epoch(row: dict[str, Any]) -> None:
+                bar.n = row["epoch"] + 1
+                bar.set_postfix(
+                    oneshot=f"{row['oneshot_valid_acc']:.3f}",
+                    test=f"{row['test_acc_mean']:.3f}",
+                    eig=f"{row['hessian_eig_max']:.3g}",
+                )
+                log.info(
+                    "epoch %d: one-shot valid acc %.4f, test acc %.4f, eig %.4g, %.1fs",
+                    row["epoch"], row["oneshot_valid_acc"], row["test_acc_mean"], row["hessian_eig_max"],
+                    row["epoch_seconds"],
+                )  # fmt: skip
+
+            return trainer.run(on_epoch=on_epoch)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def _benchmark_note(benchmark: str, trainer: Any) -> str:
+    if benchmark == "digits":
+        note = (
+            "EMBEDDED digits benchmark (8x8 digits, NB-101 architectures trained by this harness), "
+            "not NAS-Bench-101"
+        )
+        if trainer.best_test_error is None:
+            note += (
+                "; test_regret is empty because this space is not fully tabulated (python -m bench.tabulate)"
+            )
+        return note
+    return (
+        "NAS-Bench-101 (CIFAR-10, 108 epochs, 3 repeats); "
+        "regret against the space's best single-run test error"
+    )
+
+
+def _check_compatible(run_dir: Path, cfg: RunConfig) -> None:
+    """Refuse to resume a run written by another results version or with other settings."""
+    existing = results.read_json(run_dir / results.CONFIG_JSON)
+    if not existing:
+        return
+    if existing.get("results_version") != results.RESULTS_VERSION:
+        raise UsageError(
+            f"{run_dir} was written by results version {existing.get('results_version')} "
+            f"(this harness writes {results.RESULTS_VERSION}); use another --out or move it aside"
+        )
+    old = dict(existing.get("config", {}))
+    new = cfg.to_dict()
+    old.pop("device", None)
+    new.pop("device", None)
+    if old != new:
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise UsageError(f"{run_dir} holds a run with other settings ({', '.join(diff)}); use another --out")
+
+
+def summary_table(outcomes: Sequence[Any]) -> str:
+    lines = [
+        "run | state | epochs | test acc (mean of 3) | regret | eig",
+        "--- | --- | --- | --- | --- | ---",
+    ]
+
+    def fmt(row: dict[str, Any], key: str, spec: str = ".4f") -> str:
+        v = row.get(key)
+        return "-" if v is None or v != v else format(v, spec)
+
+    for o in outcomes:
+        row = o.last_row or {}
+        lines.append(
+            f"{o.run_dir} | {o.state} | {o.epochs} | {fmt(row, 'test_acc_mean')} | "
+            f"{fmt(row, 'test_regret')} | {fmt(row, 'hessian_eig_max', '.4g')}"
+        )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--optimizer", required=True, help="plug-in name(s), comma-separated")
+    p.add_argument("--space", default="1", help="search space(s): 1, 2, 3 or a list like 1,2,3")
+    p.add_argument("--seeds", default="0", help="seeds: 0-4, 0,3,7 or 1-3,7")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="search epochs (default: the optimizer's reference)"
+    )
+    p.add_argument("--benchmark", choices=BENCHMARKS, default="auto", help="ground truth (default: auto)")
+    p.add_argument(
+        "--preset", choices=PRESETS, default="paper", help="paper protocol, or quick for CPU minutes"
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE[,VALUE...]", help="override any setting")
+    p.add_argument("--out", default="results", help="results root (default: results/)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--data-dir", type=Path, default=None, help="where bench.data put NB-101 and CIFAR-10")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    from bench.trainer import DeviceError, RunOutcome, resolve_device
+
+    try:
+        resolve_device(args.device)
+        benchmark, paths = resolve_benchmark(args.benchmark, args.data_dir)
+        requests = build_requests(args, benchmark)
+        _check_writable(Path(args.out))
+        for req in requests:
+            _check_compatible(req.run_dir, req.cfg)
+        table = open_table(benchmark, paths)
+    except (UsageError, ConfigError, DeviceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # data errors from the table loaders carry their own fix
+        if _is_data_error(exc):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    outcomes: list[RunOutcome] = []
+    with logging_redirect_tqdm():
+        for req in requests:
+            try:
+                outcomes.append(execute(req, table, paths, progress=not args.no_progress))
+            except UsageError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+    print(summary_table(outcomes))
+    return 0 if all(o.state != "failed" for o in outcomes) else 1
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    names = {c.__name__ for c in type(exc).__mro__}
+    return bool(names & {"NB101FormatError", "DataError", "CIFAR10Error", "InvalidSpecError"})
+
+
+def _check_writable(root: Path) -> None:
+    import tempfile
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {root}: not writable ({exc.strerror}); choose another directory") from None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,392 @@
+"""The one training loop every optimizer runs under.
+
+Per epoch: the plug-in's search steps over (training batch, validation batch) pairs, then
+discretize -> ground-truth lookup -> Hessian eigenvalue -> one tidy CSV row -> checkpoint. The
+checkpoint is the source of truth (it carries the rows and the alpha history too), so a run killed at
+any moment resumes from its last completed epoch and ends with exactly the rows of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench import results
+from bench.config import RunConfig
+from bench.datasets import STREAM_TRAIN, STREAM_VALID, SearchData, epoch_batches, fixed_batch
+from bench.spaces import SearchSpace
+from bench.supernet import Supernet
+from bench.tables import GroundTruth
+from optimizers import SearchContext, build_hyperparameters, get_optimizer
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+STATUS_JSON = "status.json"
+RUN_LOG = "run.log"
+
+
+class DeviceError(RuntimeError):
+    """A requested device that this machine does not have."""
+
+
+class DivergedError(RuntimeError):
+    """The loss became NaN or infinite; the run cannot continue."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present, else the CPU; `cuda` without a GPU is an error, not a fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError(
+            f"--device {name} asked for a GPU but CUDA is not available; use --device cpu or auto"
+        )
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+
+
+def seed_everything(seed: int) -> None:
+    """Python, NumPy and torch (CPU and CUDA) RNGs, and deterministic cuDNN."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def set_bn_momentum(model: torch.nn.Module, momentum: float) -> None:
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
+
+
+@dataclass
+class RunOutcome:
+    """What a finished (or skipped) run reports to the summary table."""
+
+    run_dir: Path
+    state: str  # complete | skipped | failed
+    epochs: int
+    last_row: dict[str, Any] | None
+    reason: str = ""
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Runs one search (one optimizer, space, seed, setting) into `out_dir`."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        out_dir: Path,
+        table: GroundTruth,
+        data: SearchData,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.table = table
+        self.data = data
+        self.meta = dict(meta or {})
+        self.device = resolve_device(cfg.device)
+        self.space = SearchSpace(cfg.space)
+        self.opt_cls = get_optimizer(cfg.optimizer)
+        self.hp = build_hyperparameters(self.opt_cls, cfg.optimizer_params)
+        self.epochs = cfg.resolved_epochs(self.opt_cls.reference_epochs)
+        self.best_test_error = table.best_test_error(cfg.space)
+
+    # ---- construction --------------------------------------------------------------------------
+    def _build(self) -> None:
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        self.model = Supernet(
+            self.space,
+            init_channels=cfg.init_channels,
+            num_classes=self.data.num_classes,
+            in_channels=self.data.in_channels,
+            cells_per_stack=cfg.cells_per_stack,
+            reference_quirks=cfg.reference_quirks,
+            **self.opt_cls.supernet_kwargs(self.hp),
+        ).to(self.device)
+        if cfg.bn_momentum is not None:
+            set_bn_momentum(self.model, cfg.bn_momentum)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        self.alphas = self.space.init_alphas(generator=gen, device=self.device)
+        weight_params = list(self.model.parameters())
+        self.w_optim = torch.optim.SGD(
+            weight_params, lr=cfg.w_lr, momentum=cfg.w_momentum, weight_decay=cfg.w_weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.w_optim, T_max=self.epochs, eta_min=cfg.w_lr_min
+        )
+        self.a_optim = torch.optim.Adam(
+            self.alphas, lr=cfg.a_lr, betas=(cfg.a_beta1, cfg.a_beta2), weight_decay=cfg.a_weight_decay
+        )
+        ctx = SearchContext(
+            model=self.model,
+            space=self.space,
+            alphas=self.alphas,
+            w_optim=self.w_optim,
+            a_optim=self.a_optim,
+            grad_clip=cfg.grad_clip,
+            epochs=self.epochs,
+            weight_params=weight_params,
+        )
+        self.plugin = self.opt_cls(ctx, self.hp)
+        self.rows: list[dict[str, Any]] = []
+        self.alpha_history: dict[int, list[np.ndarray]] = {}
+        self.start_epoch = 0
+
+    def _checkpoint_state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "alphas": [a.detach().cpu() for a in self.alphas],
+            "w_optim": self.w_optim.state_dict(),
+            "a_optim": self.a_optim.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "plugin": self.plugin.extra_state(),
+            "rng": _rng_state(),
+            "rows": self.rows,
+            "alpha_history": self.alpha_history,
+            "results_version": results.RESULTS_VERSION,
+        }
+
+    def _resume(self) -> None:
+        path = self.out_dir / CHECKPOINT
+        if not path.exists():
+            return
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        with torch.no_grad():
+            for a, saved in zip(self.alphas, state["alphas"], strict=True):
+                a.copy_(saved.to(self.device))
+        self.w_optim.load_state_dict(state["w_optim"])
+        self.a_optim.load_state_dict(state["a_optim"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.plugin.load_extra_state(state["plugin"])
+        _set_rng_state(state["rng"])
+        self.rows = list(state["rows"])
+        self.alpha_history = dict(state["alpha_history"])
+        self.start_epoch = int(state["epoch"]) + 1
+        # The CSV may be one epoch ahead of or behind the checkpoint: rewrite it from the checkpoint.
+        self._write_tables()
+        log.info("resumed %s after epoch %d", self.out_dir, state["epoch"])
+
+    # ---- one epoch -----------------------------------------------------------------------------
+    def _train_epoch(self, epoch: int) -> tuple[float, float]:
+        cfg, data = self.cfg, self.data
+        steps = data.steps_per_epoch(cfg.batch_size)
+        train = epoch_batches(
+            data.x_train, data.y_train, cfg.batch_size, cfg.seed, epoch, STREAM_TRAIN, self.device,
+            augment=data.augment, steps=steps,
+        )  # fmt: skip
+        valid = epoch_batches(
+            data.x_valid, data.y_valid, cfg.batch_size, cfg.seed, epoch, STREAM_VALID, self.device,
+            augment=data.augment, steps=steps,
+        )  # fmt: skip
+        loss_sum, correct, n = 0.0, 0, 0
+        for batch_train, batch_val in zip(train, valid, strict=True):
+            stats = self.plugin.step(batch_train, batch_val)
+            if not math.isfinite(stats.loss):
+                raise DivergedError(f"training loss became {stats.loss} in epoch {epoch}")
+            loss_sum += stats.loss * stats.n
+            correct += stats.correct
+            n += stats.n
+        return loss_sum / max(n, 1), correct / max(n, 1)
+
+    @torch.no_grad()
+    def _evaluate_oneshot(self) -> tuple[float, float]:
+        """One-shot accuracy on the architecture half, eval-mode BN, deterministic mixing weights."""
+        if not self.cfg.eval_oneshot:
+            return float("nan"), float("nan")
+        self.model.eval()
+        weights = self.plugin.eval_weights(self.alphas)
+        loss_sum, correct, n = 0.0, 0, 0
+        bs = max(self.cfg.batch_size, 256)
+        for i in range(0, len(self.data.x_valid), bs):
+            x = self.data.x_valid[i : i + bs].to(self.device)
+            y = self.data.y_valid[i : i + bs].to(self.device)
+            logits = self.model(x, weights)
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+            n += len(y)
+        self.model.train()
+        return loss_sum / n, correct / n
+
+    def _hessian(self, epoch: int) -> tuple[float, float]:
+        cfg = self.cfg
+        if not cfg.hessian or (epoch % cfg.hessian_every and epoch != self.epochs - 1):
+            return float("nan"), 0.0
+        from bench.hessian import supernet_eigenvalue
+
+        t0 = time.perf_counter()
+        batch = fixed_batch(
+            self.data.x_valid,
+            self.data.y_valid,
+            cfg.hessian_batch_size or cfg.batch_size,
+            cfg.seed,
+            self.device,
+        )
+        eig = supernet_eigenvalue(
+            self.model,
+            self.alphas,
+            self.plugin.eval_weights,
+            batch,
+            arch_weight_decay=cfg.a_weight_decay,
+            method=cfg.hessian_method,
+        )
+        return float(eig), time.perf_counter() - t0
+
+    def _row(self, epoch: int, train: tuple[float, float], valid: tuple[float, float]) -> dict[str, Any]:
+        matrix, ops = self.space.discretize(self.alphas)
+        truth = self.table.query(matrix, ops)
+        row: dict[str, Any] = {
+            "benchmark": self.table.name,
+            "space": self.cfg.space,
+            "optimizer": self.cfg.optimizer,
+            "tag": self.meta.get("tag", ""),
+            "seed": self.cfg.seed,
+            "epoch": epoch,
+            "arch_hash": truth.arch_hash,
+            "matrix": json.dumps(np.asarray(matrix).astype(int).tolist(), separators=(",", ":")),
+            "ops": ",".join(ops),
+            "oneshot_train_loss": train[0],
+            "oneshot_train_acc": train[1],
+            "oneshot_valid_loss": valid[0],
+            "oneshot_valid_acc": valid[1],
+        }
+        for r in range(3):
+            row[f"valid_acc_r{r}"] = truth.valid_acc[r] if r < len(truth.valid_acc) else float("nan")
+            row[f"test_acc_r{r}"] = truth.test_acc[r] if r < len(truth.test_acc) else float("nan")
+        row["valid_acc_mean"] = truth.valid_acc_mean
+        row["test_acc_mean"] = truth.test_acc_mean
+        row["valid_error_mean"] = truth.valid_error_mean
+        row["test_error_mean"] = truth.test_error_mean
+        row["test_regret"] = (
+            truth.test_error_mean - self.best_test_error if self.best_test_error is not None else float("nan")
+        )
+        return row
+
+    def _write_tables(self) -> None:
+        results.write_epochs(self.out_dir / results.EPOCHS_CSV, self.rows)
+        results.write_alphas(
+            self.out_dir / results.ALPHAS_NPZ, self.alpha_history, list(self.space.alpha_shapes())
+        )
+
+    def _write_status(self, state: str, reason: str = "") -> None:
+        results.write_json(
+            self.out_dir / STATUS_JSON,
+            {"state": state, "reason": reason, "epochs_done": len(self.rows), "epochs": self.epochs},
+        )
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def run(self, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunOutcome:
+        """Train from the last checkpoint (or scratch) to the last epoch; returns the outcome."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._build()
+        self._resume()
+        wall0 = time.perf_counter() - (self.rows[-1]["wallclock_s"] if self.rows else 0.0)
+        self._write_status("running")
+        for epoch in range(self.start_epoch, self.epochs):
+            t0 = time.perf_counter()
+            self.plugin.on_epoch_start(epoch)
+            lr = self.scheduler.get_last_lr()[0]
+            train = self._train_epoch(epoch)
+            self.scheduler.step()
+            valid = self._evaluate_oneshot()
+            row = self._row(epoch, train, valid)
+            row["hessian_eig_max"], row["hessian_seconds"] = self._hessian(epoch)
+            row["lr"] = lr
+            row["epoch_seconds"] = time.perf_counter() - t0
+            row["wallclock_s"] = time.perf_counter() - wall0
+            self.rows.append(row)
+            self.alpha_history[epoch] = [a.detach().cpu().numpy().copy() for a in self.alphas]
+            _atomic_torch_save(self._checkpoint_state(epoch), self.out_dir / CHECKPOINT)
+            self._write_tables()
+            if on_epoch is not None:
+                on_epoch(row)
+        self._write_status("complete")
+        return RunOutcome(self.out_dir, "complete", len(self.rows), self.rows[-1] if self.rows else None)
+
+
+def config_record(cfg: RunConfig, trainer: Trainer, extra: dict[str, Any]) -> dict[str, Any]:
+    """Everything config.json holds: settings, resolved values, versions, device, git revision."""
+    import platform
+
+    record = {
+        "results_version": results.RESULTS_VERSION,
+        "config": cfg.to_dict(),
+        "epochs": trainer.epochs,
+        "optimizer_hyperparameters": dataclasses.asdict(trainer.hp),
+        "device": str(trainer.device),
+        "device_name": torch.cuda.get_device_name(trainer.device)
+        if trainer.device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
+        "git_revision": git_revision(),
+        "best_test_error": trainer.best_test_error,
+    }
+    record.update(extra)
+    return record
+
+
+def git_revision() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None

@@ -1,0 +1,141 @@
+"""The plug-in interface every one-shot optimizer implements.
+
+The trainer owns the data, the epoch loop, the torch optimizers and every measurement; a plug-in
+only decides how alphas become mixing weights and what one search step does. The default step is
+first-order DARTS (arch step on a validation batch, then a weight step on a training batch), and
+each hook below is a seam a variant can override without copying the rest:
+
+- `arch_weights(alphas)`: alphas -> mixing weights for the arch step (softmax, Gumbel, ...).
+- `arch_step(batch_val)`: update the alphas.
+- `weight_step_weights(batch_train)`: the mixing weights the weight step trains with; the seam
+  where SDARTS and MS-DARTS perturb the architecture.
+- `forward(x, weights)`: how the supernet is called (GDAS passes the sampled op per block).
+- `on_epoch_start(epoch)`: schedules (temperature, perturbation radius, ...).
+- `extra_state()` / `load_extra_state()`: anything beyond the alphas and torch optimizers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Batch = tuple[Tensor, Tensor]
+
+
+@dataclass
+class NoHyperparameters:
+    """A plug-in without hyperparameters of its own."""
+
+
+@dataclass
+class SearchContext:
+    """What a plug-in may touch: the supernet, the alphas and the two torch optimizers."""
+
+    model: nn.Module
+    space: Any  # bench.spaces.SearchSpace
+    alphas: list[Tensor]
+    w_optim: torch.optim.Optimizer
+    a_optim: torch.optim.Optimizer
+    grad_clip: float
+    epochs: int
+    weight_params: list[Tensor] = field(default_factory=list)
+
+
+@dataclass
+class StepStats:
+    """Training-batch statistics of one weight step."""
+
+    loss: float
+    correct: int
+    n: int
+
+
+def row_softmax(alphas: Sequence[Tensor]) -> list[Tensor]:
+    return [F.softmax(a, dim=-1) for a in alphas]
+
+
+class OneShotOptimizer:
+    """First-order DARTS behaviour; subclasses override only what differs."""
+
+    name: ClassVar[str] = ""
+    reference_epochs: ClassVar[int] = 50
+    Hyperparameters: ClassVar[type] = NoHyperparameters
+
+    def __init__(self, ctx: SearchContext, hp: Any) -> None:
+        self.ctx = ctx
+        self.hp = hp
+        self.epoch = 0
+
+    @classmethod
+    def supernet_kwargs(cls, hp: Any) -> dict[str, Any]:
+        """Extra `Supernet(...)` arguments this optimizer needs (PC-DARTS: partial channels)."""
+        return {}
+
+    # ---- hooks ---------------------------------------------------------------------------------
+    def on_epoch_start(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def arch_weights(self, alphas: Sequence[Tensor]) -> list[Tensor]:
+        return row_softmax(alphas)
+
+    def eval_weights(self, alphas: Sequence[Tensor]) -> list[Tensor]:
+        """Mixing weights for one-shot evaluation and the Hessian (deterministic)."""
+        return row_softmax(alphas)
+
+    def forward(self, x: Tensor, weights: Sequence[Tensor]) -> Tensor:
+        return self.ctx.model(x, weights)
+
+    def arch_loss(self, batch: Batch, alphas: Sequence[Tensor]) -> Tensor:
+        x, y = batch
+        return F.cross_entropy(self.forward(x, self.arch_weights(alphas)), y)
+
+    def arch_step(self, batch_val: Batch, batch_train: Batch | None = None) -> None:
+        """First-order DARTS: one Adam step on the validation loss, gradients for alphas only.
+
+        `batch_train` is there for second-order variants, which need the training loss too.
+        """
+        alphas = self.ctx.alphas
+        self.ctx.a_optim.zero_grad(set_to_none=True)
+        loss = self.arch_loss(batch_val, alphas)
+        grads = torch.autograd.grad(loss, alphas)
+        self.apply_arch_grads(grads)
+
+    def apply_arch_grads(self, grads: Sequence[Tensor]) -> None:
+        for a, g in zip(self.ctx.alphas, grads, strict=True):
+            a.grad = g
+        self.ctx.a_optim.step()
+
+    def weight_step_weights(self, batch_train: Batch) -> list[Tensor]:
+        """Mixing weights for the weight step; constants, so no gradient reaches the alphas."""
+        with torch.no_grad():
+            return self.arch_weights(self.ctx.alphas)
+
+    def weight_step(self, batch_train: Batch, weights: Sequence[Tensor]) -> StepStats:
+        x, y = batch_train
+        self.ctx.model.train()
+        self.ctx.w_optim.zero_grad(set_to_none=True)
+        logits = self.forward(x, weights)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.ctx.weight_params, self.ctx.grad_clip)
+        self.ctx.w_optim.step()
+        return StepStats(float(loss.detach()), int((logits.argmax(1) == y).sum()), int(y.numel()))
+
+    def step(self, batch_train: Batch, batch_val: Batch) -> StepStats:
+        """One search step: arch step on validation data, then a weight step on training data."""
+        self.ctx.model.train()
+        self.arch_step(batch_val, batch_train)
+        weights = self.weight_step_weights(batch_train)
+        return self.weight_step(batch_train, weights)
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        return None
