@@ -249,7 +249,11 @@ def execute(request: RunRequest, table: Any, paths: Any, progress: bool = True) 
     results.write_json(run_dir / results.CONFIG_JSON, config_record(request.cfg, trainer, extra))
     handler = logging.FileHandler(run_dir / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
+    handler.setLevel(logging.INFO)
+    bench_log = logging.getLogger("bench")
+    old_level = bench_log.level
+    bench_log.setLevel(min(old_level or logging.INFO, logging.INFO))
+    bench_log.addHandler(handler)
     name = f"{request.cfg.optimizer} s{request.cfg.space} seed{request.cfg.seed}"
     try:
         with tqdm(total=trainer.epochs, desc=name, unit="ep", disable=not progress, leave=True) as bar:
@@ -269,7 +273,8 @@ def execute(request: RunRequest, table: Any, paths: Any, progress: bool = True) 
 
             return trainer.run(on_epoch=on_epoch)
     finally:
-        logging.getLogger().removeHandler(handler)
+        bench_log.removeHandler(handler)
+        bench_log.setLevel(old_level)
         handler.close()
 
 
@@ -309,7 +314,7 @@ def _check_compatible(run_dir: Path, cfg: RunConfig) -> None:
         raise UsageError(f"{run_dir} holds a run with other settings ({', '.join(diff)}); use another --out")
 
 
-def summary_table(outcomes: Sequence[Any]) -> str:
+def summary_table(outcomes: Sequence[Any], root: Path | None = None) -> str:
     lines = [
         "run | state | epochs | test acc (mean of 3) | regret | eig",
         "--- | --- | --- | --- | --- | ---",
@@ -322,10 +327,17 @@ def summary_table(outcomes: Sequence[Any]) -> str:
     for o in outcomes:
         row = o.last_row or {}
         lines.append(
-            f"{o.run_dir} | {o.state} | {o.epochs} | {fmt(row, 'test_acc_mean')} | "
+            f"{_short(o.run_dir, root)} | {o.state} | {o.epochs} | {fmt(row, 'test_acc_mean')} | "
             f"{fmt(row, 'test_regret')} | {fmt(row, 'hessian_eig_max', '.4g')}"
         )
     return "\n".join(lines)
+
+
+def _short(path: Path, root: Path | None) -> str:
+    try:
+        return str(Path(path).relative_to(root)) if root is not None else str(path)
+    except ValueError:
+        return str(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -383,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except UsageError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-    print(summary_table(outcomes))
+    print(summary_table(outcomes, Path(args.out)))
     return 0 if all(o.state != "failed" for o in outcomes) else 1
 
 
