@@ -139,8 +139,14 @@ def read_alphas(path: Path) -> tuple[list[int], dict[str, np.ndarray]]:
 
 
 def find_runs(root: Path) -> list[Path]:
-    """Every run directory (one holding an epochs.csv) under `root`, sorted."""
-    return sorted(p.parent for p in Path(root).rglob(EPOCHS_CSV))
+    """Every run directory (one holding an epochs.csv) under `root`, sorted; hidden folders
+    (like `.replaced/`, where --force keeps old runs) are not results."""
+    root = Path(root)
+    return sorted(
+        p.parent
+        for p in root.rglob(EPOCHS_CSV)
+        if not any(part.startswith(".") for part in p.parent.relative_to(root).parts)
+    )
 
 
 def load_results(roots: Path | Iterable[Path]) -> pd.DataFrame:

@@ -10,6 +10,7 @@ combination lands in its own deterministic directory, and runs already complete 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import logging
 import sys
@@ -210,91 +211,6 @@ def resolve_benchmark(requested: str, data_dir: Path | None) -> tuple[str, Any]:
     return requested, paths
 
 
-def open_table(benchmark: str, paths: Any) -> Any:
-    if benchmark == "nb101":
-        from bench.nb101 import NB101Table
-
-        return NB101Table.load(paths.nb101)
-    from bench.digits import DigitsBenchmark
-
-    return DigitsBenchmark()
-
-
-def load_data(cfg: RunConfig, paths: Any) -> Any:
-    from bench.datasets import load_cifar10_search_data, load_digits_search_data
-
-    if cfg.benchmark == "nb101":
-        return load_cifar10_search_data(paths.cifar10, cfg.train_portion, cfg.data_limit, augment=cfg.augment)
-    return load_digits_search_data(cfg.train_portion, cfg.data_limit)
-
-
-# ---- executing runs ----------------------------------------------------------------------------
-def execute(request: RunRequest, table: Any, paths: Any, progress: bool = True) -> Any:
-    """Run (or resume, or skip) one request; the unit of work for serial and parallel execution."""
-    from tqdm import tqdm
-
-    from bench.trainer import STATUS_JSON, RunOutcome, Trainer, config_record
-
-    run_dir = request.run_dir
-    status = results.read_json(run_dir / STATUS_JSON)
-    if status and status.get("state") == "complete":
-        rows = results.read_epochs(run_dir / results.EPOCHS_CSV)
-        log.info("already complete, skipping: %s", run_dir)
-        return RunOutcome(run_dir, "skipped", len(rows), rows[-1] if rows else None, "already complete")
-    _check_compatible(run_dir, request.cfg)
-    data = load_data(request.cfg, paths)
-    trainer = Trainer(request.cfg, run_dir, table, data, meta={"tag": request.tag})
-    run_dir.mkdir(parents=True, exist_ok=True)
-    extra = {"tag": request.tag, "benchmark_note": _benchmark_note(request.cfg.benchmark, trainer)}
-    results.write_json(run_dir / results.CONFIG_JSON, config_record(request.cfg, trainer, extra))
-    handler = logging.FileHandler(run_dir / "run.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    bench_log = logging.getLogger("bench")
-    old_level = bench_log.level
-    bench_log.setLevel(min(old_level or logging.INFO, logging.INFO))
-    bench_log.addHandler(handler)
-    name = f"{request.cfg.optimizer} s{request.cfg.space} seed{request.cfg.seed}"
-    try:
-        with tqdm(total=trainer.epochs, desc=name, unit="ep", disable=not progress, leave=True) as bar:
-
-            def on_epoch(row: dict[str, Any]) -> None:
-                bar.n = row["epoch"] + 1
-                bar.set_postfix(
-                    oneshot=f"{row['oneshot_valid_acc']:.3f}",
-                    test=f"{row['test_acc_mean']:.3f}",
-                    eig=f"{row['hessian_eig_max']:.3g}",
-                )
-                log.info(
-                    "epoch %d: one-shot valid acc %.4f, test acc %.4f, eig %.4g, %.1fs",
-                    row["epoch"], row["oneshot_valid_acc"], row["test_acc_mean"], row["hessian_eig_max"],
-                    row["epoch_seconds"],
-                )  # fmt: skip
-
-            return trainer.run(on_epoch=on_epoch)
-    finally:
-        bench_log.removeHandler(handler)
-        bench_log.setLevel(old_level)
-        handler.close()
-
-
-def _benchmark_note(benchmark: str, trainer: Any) -> str:
-    if benchmark == "digits":
-        note = (
-            "EMBEDDED digits benchmark (8x8 digits, NB-101 architectures trained by this harness), "
-            "not NAS-Bench-101"
-        )
-        if trainer.best_test_error is None:
-            note += (
-                "; test_regret is empty because this space is not fully tabulated (python -m bench.tabulate)"
-            )
-        return note
-    return (
-        "NAS-Bench-101 (CIFAR-10, 108 epochs, 3 repeats); "
-        "regret against the space's best single-run test error"
-    )
-
-
 def _check_compatible(run_dir: Path, cfg: RunConfig) -> None:
     """Refuse to resume a run written by another results version or with other settings."""
     existing = results.read_json(run_dir / results.CONFIG_JSON)
@@ -356,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results", help="results root (default: results/)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--data-dir", type=Path, default=None, help="where bench.data put NB-101 and CIFAR-10")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (joblib)")
+    p.add_argument(
+        "--dask", metavar="ADDRESS", default=None, help="run on a Dask cluster, e.g. tcp://host:8786"
+    )
+    p.add_argument("--force", action="store_true", help="start over: move existing runs to <out>/.replaced/")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -367,16 +288,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    from bench.trainer import DeviceError, RunOutcome, resolve_device
+    from bench import executors
+    from bench.trainer import DeviceError, resolve_device
 
     try:
+        if args.jobs < 1:
+            raise UsageError(f"--jobs {args.jobs}: must be at least 1")
         resolve_device(args.device)
         benchmark, paths = resolve_benchmark(args.benchmark, args.data_dir)
         requests = build_requests(args, benchmark)
         _check_writable(Path(args.out))
-        for req in requests:
-            _check_compatible(req.run_dir, req.cfg)
-        table = open_table(benchmark, paths)
+        if not args.force:
+            for req in requests:
+                _check_compatible(req.run_dir, req.cfg)
+        table_factory, data_factory = executors.factories(benchmark, paths)
+        if args.jobs == 1 and not args.dask:
+            table = executors.open_table(benchmark, paths)  # fail fast on a missing or corrupt table
+            table_factory = functools.partial(_same, table)
     except (UsageError, ConfigError, DeviceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -387,16 +315,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    outcomes: list[RunOutcome] = []
-    with logging_redirect_tqdm():
-        for req in requests:
-            try:
-                outcomes.append(execute(req, table, paths, progress=not args.no_progress))
-            except UsageError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return 2
+    executors.spread_over_gpus(requests)
+    progress = not args.no_progress
+    try:
+        with logging_redirect_tqdm():
+            if args.dask:
+                outcomes = executors.run_dask(
+                    requests, table_factory, data_factory, args.dask, progress, args.force
+                )
+            elif args.jobs > 1:
+                outcomes = executors.run_joblib(
+                    requests, table_factory, data_factory, args.jobs, progress, args.force
+                )
+            else:
+                outcomes = executors.run_serial(requests, table_factory, data_factory, progress, args.force)
+    except KeyboardInterrupt:
+        print("interrupted: completed epochs are saved; rerun the same command to resume", file=sys.stderr)
+        return 130
     print(summary_table(outcomes, Path(args.out)))
-    return 0 if all(o.state != "failed" for o in outcomes) else 1
+    failed = [o for o in outcomes if o.state == "failed"]
+    for o in failed:
+        print(f"FAILED {_short(o.run_dir, Path(args.out))}: {o.reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _same(obj: Any) -> Any:
+    return obj
 
 
 def _is_data_error(exc: BaseException) -> bool:

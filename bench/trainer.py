@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import random
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,6 +104,12 @@ class RunOutcome:
     reason: str = ""
 
 
+def fault_point(point: str, epoch: int) -> None:
+    """Crash-safety test hook: NB1SHOT1_KILL_AT=<point>:<epoch> SIGKILLs the process right here."""
+    if os.environ.get("NB1SHOT1_KILL_AT") == f"{point}:{epoch}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
@@ -134,6 +141,7 @@ class Trainer:
         self.hp = build_hyperparameters(self.opt_cls, cfg.optimizer_params)
         self.epochs = cfg.resolved_epochs(self.opt_cls.reference_epochs)
         self.best_test_error = table.best_test_error(cfg.space)
+        self.rows: list[dict[str, Any]] = []
 
     # ---- construction --------------------------------------------------------------------------
     def _build(self) -> None:
@@ -193,6 +201,8 @@ class Trainer:
         }
 
     def _resume(self) -> None:
+        for stale in self.out_dir.glob(".*.tmp"):  # half-written files of a killed process
+            stale.unlink(missing_ok=True)
         path = self.out_dir / CHECKPOINT
         if not path.exists():
             return
@@ -228,6 +238,7 @@ class Trainer:
         loss_sum, correct, n = 0.0, 0, 0
         for batch_train, batch_val in zip(train, valid, strict=True):
             stats = self.plugin.step(batch_train, batch_val)
+            fault_point("step", epoch)
             if not math.isfinite(stats.loss):
                 raise DivergedError(f"training loss became {stats.loss} in epoch {epoch}")
             loss_sum += stats.loss * stats.n
@@ -314,7 +325,9 @@ class Trainer:
             self.out_dir / results.ALPHAS_NPZ, self.alpha_history, list(self.space.alpha_shapes())
         )
 
-    def _write_status(self, state: str, reason: str = "") -> None:
+    def mark(self, state: str, reason: str = "") -> None:
+        """Record the run's state (running, complete, failed, interrupted) in status.json."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         results.write_json(
             self.out_dir / STATUS_JSON,
             {"state": state, "reason": reason, "epochs_done": len(self.rows), "epochs": self.epochs},
@@ -327,7 +340,7 @@ class Trainer:
         self._build()
         self._resume()
         wall0 = time.perf_counter() - (self.rows[-1]["wallclock_s"] if self.rows else 0.0)
-        self._write_status("running")
+        self.mark("running")
         for epoch in range(self.start_epoch, self.epochs):
             t0 = time.perf_counter()
             self.plugin.on_epoch_start(epoch)
@@ -342,11 +355,14 @@ class Trainer:
             row["wallclock_s"] = time.perf_counter() - wall0
             self.rows.append(row)
             self.alpha_history[epoch] = [a.detach().cpu().numpy().copy() for a in self.alphas]
+            fault_point("before-checkpoint", epoch)
             _atomic_torch_save(self._checkpoint_state(epoch), self.out_dir / CHECKPOINT)
+            fault_point("after-checkpoint", epoch)
             self._write_tables()
+            fault_point("after-tables", epoch)
             if on_epoch is not None:
                 on_epoch(row)
-        self._write_status("complete")
+        self.mark("complete")
         return RunOutcome(self.out_dir, "complete", len(self.rows), self.rows[-1] if self.rows else None)
 
 

@@ -42,10 +42,14 @@ def fixture_table() -> FixtureTable:
     return FixtureTable()
 
 
-@pytest.fixture(scope="session")
-def toy_data() -> SearchData:
-    """Random 8x8 single-channel images: enough to exercise every code path in seconds."""
+def make_toy_data() -> SearchData:
+    """TEST FIXTURE: random 8x8 single-channel images, enough to exercise every code path in seconds."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(128, 1, 8, 8, generator=g)
     y = torch.randint(0, 10, (128,), generator=g)
     return SearchData("toy-fixture", x[:64], y[:64], x[64:], y[64:], num_classes=10, in_channels=1)
+
+
+@pytest.fixture(scope="session")
+def toy_data() -> SearchData:
+    return make_toy_data()

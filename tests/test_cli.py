@@ -121,9 +121,11 @@ TINY = [
 @pytest.fixture
 def fixture_cli(monkeypatch, toy_data):
     """The CLI with the fixture table and toy data instead of the digits benchmark (fast)."""
+    from bench import executors
+
     table = FixtureTable()
-    monkeypatch.setattr(cli, "open_table", lambda benchmark, paths: table)
-    monkeypatch.setattr(cli, "load_data", lambda cfg, paths: toy_data)
+    monkeypatch.setattr(executors, "open_table", lambda benchmark, paths: table)
+    monkeypatch.setattr(executors, "load_data", lambda cfg, paths: toy_data)
     return table
 
 

@@ -1,0 +1,242 @@
+"""Executing run requests: one run, then serial, joblib (processes/GPUs) or Dask (a cluster).
+
+A run is the unit of work everywhere. Workers open the ground-truth table and load the data
+themselves (through picklable factories) and write their results straight into the run directory,
+so every executor produces the same files. With Dask this means the results directory must be on a
+filesystem the workers share (NFS, Lustre, ...); each run writes only inside its own directory, so
+runs never contend for a file, and the client only receives the small outcome record.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import results
+from bench.config import RunConfig
+from bench.trainer import STATUS_JSON, RunOutcome, Trainer, config_record
+
+log = logging.getLogger(__name__)
+
+TableFactory = Callable[[], Any]
+DataFactory = Callable[[RunConfig], Any]
+REPLACED_DIR = ".replaced"  # where --force moves old runs (hidden: never loaded as results)
+
+
+# ---- where ground truth and data come from ------------------------------------------------------
+def open_table(benchmark: str, paths: Any) -> Any:
+    if benchmark == "nb101":
+        from bench.nb101 import NB101Table
+
+        return NB101Table.load(paths.nb101)
+    from bench.digits import DigitsBenchmark
+
+    return DigitsBenchmark()
+
+
+def load_data(cfg: RunConfig, paths: Any) -> Any:
+    from bench.datasets import load_cifar10_search_data, load_digits_search_data
+
+    if cfg.benchmark == "nb101":
+        return load_cifar10_search_data(paths.cifar10, cfg.train_portion, cfg.data_limit, augment=cfg.augment)
+    return load_digits_search_data(cfg.train_portion, cfg.data_limit)
+
+
+def factories(benchmark: str, paths: Any) -> tuple[TableFactory, DataFactory]:
+    """Picklable factories for the real benchmark, for workers in other processes or machines."""
+    return functools.partial(open_table, benchmark, paths), functools.partial(_load_data_for, paths=paths)
+
+
+def _load_data_for(cfg: RunConfig, paths: Any) -> Any:
+    return load_data(cfg, paths)
+
+
+# ---- one run -------------------------------------------------------------------------------------
+def benchmark_note(benchmark: str, best_test_error: float | None) -> str:
+    if benchmark == "digits":
+        note = (
+            "EMBEDDED digits benchmark (8x8 digits, NB-101 architectures trained by this harness), "
+            "not NAS-Bench-101"
+        )
+        if best_test_error is None:
+            note += (
+                "; test_regret is empty because this space is not fully tabulated (python -m bench.tabulate)"
+            )
+        return note
+    return (
+        "NAS-Bench-101 (CIFAR-10, 108 epochs, 3 repeats); "
+        "regret against the space's best single-run test error"
+    )
+
+
+def move_aside(run_dir: Path, out_root: Path) -> Path:
+    """--force: keep the old run under <out>/.replaced/ instead of deleting it."""
+    rel = run_dir.relative_to(out_root)
+    target = out_root / REPLACED_DIR / f"{rel}.{time.strftime('%Y%m%d-%H%M%S')}"
+    n = 0
+    while target.exists():
+        n += 1
+        target = target.with_name(f"{target.name}-{n}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(run_dir), str(target))
+    return target
+
+
+def execute(
+    request: Any, table: Any, data_factory: DataFactory, progress: bool = True, force: bool = False
+) -> RunOutcome:
+    """Run, resume or skip one request. A diverged or crashed run is marked failed, not raised."""
+    from tqdm import tqdm
+
+    run_dir: Path = request.run_dir
+    if force and run_dir.exists():
+        log.info("--force: moved the old run to %s", move_aside(run_dir, request.out_root))
+    status = results.read_json(run_dir / STATUS_JSON)
+    if status and status.get("state") == "complete":
+        rows = results.read_epochs(run_dir / results.EPOCHS_CSV)
+        log.info("already complete, skipping: %s (use --force to start over)", run_dir)
+        return RunOutcome(run_dir, "skipped", len(rows), rows[-1] if rows else None, "already complete")
+    data = data_factory(request.cfg)
+    trainer = Trainer(request.cfg, run_dir, table, data, meta={"tag": request.tag})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    extra = {
+        "tag": request.tag,
+        "benchmark_note": benchmark_note(request.cfg.benchmark, trainer.best_test_error),
+    }
+    results.write_json(run_dir / results.CONFIG_JSON, config_record(request.cfg, trainer, extra))
+    handler = logging.FileHandler(run_dir / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    bench_log = logging.getLogger("bench")
+    old_level = bench_log.level
+    bench_log.setLevel(min(old_level or logging.INFO, logging.INFO))
+    bench_log.addHandler(handler)
+    name = f"{request.cfg.optimizer} s{request.cfg.space} seed{request.cfg.seed}"
+    try:
+        with tqdm(total=trainer.epochs, desc=name, unit="ep", disable=not progress, leave=True) as bar:
+
+            def on_epoch(row: dict[str, Any]) -> None:
+                bar.n = row["epoch"] + 1
+                bar.set_postfix(
+                    oneshot=f"{row['oneshot_valid_acc']:.3f}",
+                    test=f"{row['test_acc_mean']:.3f}",
+                    eig=f"{row['hessian_eig_max']:.3g}",
+                )
+                log.info(
+                    "epoch %d: one-shot valid acc %.4f, test acc %.4f, eig %.4g, %.1fs",
+                    row["epoch"], row["oneshot_valid_acc"], row["test_acc_mean"], row["hessian_eig_max"],
+                    row["epoch_seconds"],
+                )  # fmt: skip
+
+            return trainer.run(on_epoch=on_epoch)
+    except KeyboardInterrupt:
+        trainer.mark("interrupted", "stopped by the user; rerun the same command to resume")
+        log.warning("interrupted: %s keeps its last completed epoch; rerun to resume", run_dir)
+        raise
+    except Exception as exc:  # one failed run must not stop a grid
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("run failed: %s\n%s", reason, traceback.format_exc())
+        trainer.mark("failed", reason)
+        return RunOutcome(
+            run_dir, "failed", len(trainer.rows), trainer.rows[-1] if trainer.rows else None, reason
+        )
+    finally:
+        bench_log.removeHandler(handler)
+        bench_log.setLevel(old_level)
+        handler.close()
+
+
+def _in_worker(
+    request: Any, table_factory: TableFactory, data_factory: DataFactory, threads: int, force: bool
+) -> RunOutcome:
+    """A run in a fresh process: its own thread budget, table connection and data."""
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return execute(request, table_factory(), data_factory, progress=False, force=force)
+
+
+# ---- many runs -----------------------------------------------------------------------------------
+def spread_over_gpus(requests: Sequence[Any]) -> None:
+    """`--device cuda` with several visible GPUs: one run per GPU, round robin."""
+    n = torch.cuda.device_count()
+    if n < 2:
+        return
+    for i, req in enumerate(requests):
+        if req.cfg.device in ("cuda", "auto"):
+            req.cfg.device = f"cuda:{i % n}"
+
+
+def run_serial(
+    requests: Sequence[Any],
+    table_factory: TableFactory,
+    data_factory: DataFactory,
+    progress: bool,
+    force: bool,
+) -> list[RunOutcome]:
+    table = table_factory()
+    return [execute(r, table, data_factory, progress=progress, force=force) for r in requests]
+
+
+def run_joblib(
+    requests: Sequence[Any],
+    table_factory: TableFactory,
+    data_factory: DataFactory,
+    jobs: int,
+    progress: bool,
+    force: bool,
+) -> list[RunOutcome]:
+    """Independent runs in `jobs` processes; CPU threads are split evenly between them."""
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    tasks = (delayed(_in_worker)(r, table_factory, data_factory, threads, force) for r in requests)
+    outcomes = []
+    with tqdm(total=len(requests), desc="runs", unit="run", disable=not progress) as bar:
+        for outcome in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
+            outcomes.append(outcome)
+            bar.update(1)
+    return _in_request_order(outcomes, requests)
+
+
+def run_dask(
+    requests: Sequence[Any],
+    table_factory: TableFactory,
+    data_factory: DataFactory,
+    address: str,
+    progress: bool,
+    force: bool,
+    threads: int = 1,
+) -> list[RunOutcome]:
+    """Each run as one task on a Dask cluster; workers write into the shared results directory."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise RuntimeError("--dask needs the distributed package: pip install 'dask[distributed]'") from None
+    from tqdm import tqdm
+
+    outcomes = []
+    with Client(address, timeout="30s") as client:
+        futures = [
+            client.submit(_in_worker, r, table_factory, data_factory, threads, force, pure=False)
+            for r in requests
+        ]
+        with tqdm(total=len(futures), desc="runs", unit="run", disable=not progress) as bar:
+            for future in as_completed(futures):
+                outcomes.append(future.result())
+                bar.update(1)
+    return _in_request_order(outcomes, requests)
+
+
+def _in_request_order(outcomes: list[RunOutcome], requests: Sequence[Any]) -> list[RunOutcome]:
+    order = {str(r.run_dir): i for i, r in enumerate(requests)}
+    return sorted(outcomes, key=lambda o: order.get(str(o.run_dir), len(order)))

@@ -1,0 +1,140 @@
+"""Crash safety, failures and reruns: nothing is lost or duplicated."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import results
+from bench import run as cli
+from bench.trainer import Trainer
+from optimizers import available
+from tests.fixture_cli import main as fixture_main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--set", "batch_size=16", "--set", "init_channels=2", "--set", "cells_per_stack=1",
+        "--benchmark", "digits", "--no-progress"]  # fmt: skip
+
+
+def comparable(run_dir: Path) -> pd.DataFrame:
+    frame = pd.read_csv(run_dir / results.EPOCHS_CSV, dtype={"arch_hash": str})
+    return frame.drop(columns=list(results.TIMING_COLUMNS))
+
+
+def only_run(root: Path) -> Path:
+    (run,) = results.find_runs(root)
+    return run
+
+
+def fixture_process(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tests.fixture_cli", *argv],
+        cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def _kill_cases() -> list[tuple[str, str]]:
+    cases = [("darts", p) for p in ("step:1", "before-checkpoint:1", "after-checkpoint:1", "after-tables:0")]
+    cases += [("msdarts", p) for p in ("step:1", "after-checkpoint:0")]
+    return cases
+
+
+@pytest.mark.parametrize(("optimizer", "kill_at"), _kill_cases())
+def test_sigkill_then_rerun_equals_uninterrupted(tmp_path, optimizer: str, kill_at: str) -> None:
+    if optimizer not in available():
+        pytest.skip(f"{optimizer} not registered")
+    argv = ["--optimizer", optimizer, "--epochs", "3", *TINY]
+    assert fixture_main([*argv, "--out", str(tmp_path / "ref")]) == 0
+    killed = fixture_process([*argv, "--out", str(tmp_path / "killed")], env={"NB1SHOT1_KILL_AT": kill_at})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    run = only_run(tmp_path / "killed")
+    assert json.loads((run / "status.json").read_text())["state"] == "running"
+    resumed = fixture_process([*argv, "--out", str(tmp_path / "killed")])
+    assert resumed.returncode == 0, resumed.stderr
+    pd.testing.assert_frame_equal(comparable(only_run(tmp_path / "ref")), comparable(run))
+    _, a_ref = results.read_alphas(only_run(tmp_path / "ref") / results.ALPHAS_NPZ)
+    epochs, a_run = results.read_alphas(run / results.ALPHAS_NPZ)
+    assert epochs == [0, 1, 2]
+    for name, arr in a_ref.items():
+        assert (arr == a_run[name]).all()
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_rerun_of_finished_run_does_nothing(tmp_path, capsys) -> None:
+    argv = ["--optimizer", "darts", "--epochs", "1", "--out", str(tmp_path), *TINY]
+    assert fixture_main(argv) == 0
+    run = only_run(tmp_path)
+    mtime = (run / results.EPOCHS_CSV).stat().st_mtime_ns
+    capsys.readouterr()
+    assert fixture_main(argv) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert (run / results.EPOCHS_CSV).stat().st_mtime_ns == mtime
+
+
+def test_force_moves_old_run_aside(tmp_path) -> None:
+    argv = ["--optimizer", "darts", "--epochs", "1", "--out", str(tmp_path), *TINY]
+    assert fixture_main(argv) == 0
+    run = only_run(tmp_path)
+    (run / "marker").write_text("old")
+    assert fixture_main([*argv, "--force"]) == 0
+    assert not (run / "marker").exists() and (run / results.EPOCHS_CSV).exists()
+    moved = list((tmp_path / ".replaced").rglob("marker"))
+    assert len(moved) == 1
+    assert results.find_runs(tmp_path) == [run]  # the replaced run is never loaded as a result
+
+
+def test_nan_run_fails_and_grid_goes_on(tmp_path, capsys) -> None:
+    argv = [
+        "--optimizer",
+        "darts",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path),
+        *TINY,
+        "--set",
+        "w_lr=1e30,0.025",
+    ]
+    assert fixture_main(argv) == 1
+    err = capsys.readouterr().err
+    states = {}
+    for run in results.find_runs(tmp_path):
+        status = json.loads((run / "status.json").read_text())
+        states[run.parent.name] = status
+    bad = next(s for tag, s in states.items() if "1e30" in tag)
+    good = next(s for tag, s in states.items() if "0.025" in tag)
+    assert bad["state"] == "failed" and "DivergedError" in bad["reason"]
+    assert good["state"] == "complete"
+    assert "FAILED" in err and "1e30" in err
+
+
+def test_ctrl_c_keeps_last_epoch_and_resumes(tmp_path, monkeypatch, capsys) -> None:
+    argv = ["--optimizer", "darts", "--epochs", "2", "--out", str(tmp_path), *TINY]
+    original = Trainer._hessian
+
+    def interrupt_in_second_epoch(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "_hessian", interrupt_in_second_epoch)
+    assert fixture_main(argv) == 130
+    assert "rerun the same command" in capsys.readouterr().err
+    run = only_run(tmp_path)
+    assert json.loads((run / "status.json").read_text())["state"] == "interrupted"
+    assert comparable(run)["epoch"].tolist() == [0]
+    monkeypatch.setattr(Trainer, "_hessian", original)
+    assert fixture_main(argv) == 0
+    assert comparable(run)["epoch"].tolist() == [0, 1]
+
+
+def test_jobs_must_be_positive(tmp_path, capsys) -> None:
+    assert cli.main(["--optimizer", "darts", "--jobs", "0", "--out", str(tmp_path)]) == 2
+    assert "--jobs" in capsys.readouterr().err
