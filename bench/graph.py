@@ -35,7 +35,7 @@ HASH_OPS = (CONV3X3, CONV1X1, MAXPOOL3X3)
 MAX_VERTICES = 7
 MAX_EDGES = 9
 
-# Read-only lookup tables, built once at import (a few hundred entries each).
+# Read-only lookup tables, built once at import (about 10 ms).
 _LABEL = {op: i for i, op in enumerate(HASH_OPS)}
 # Every 0/1 row of length 1..7 -> its bitmask. Keys compare equal for ints, bools and floats alike,
 # matching the 0/1 check of the NumPy path; anything else misses and takes the slow, exact path.
@@ -45,6 +45,25 @@ _ROW_MASK = {
     for bits in itertools.product((0, 1), repeat=n)
 }
 _SET_BITS = tuple(tuple(j for j in range(MAX_VERTICES) if m >> j & 1) for m in range(1 << MAX_VERTICES))
+
+
+def _compaction_table() -> tuple[int, ...]:
+    """_COMPACT[keep << 7 | mask]: the bits of `mask` at the positions set in `keep`, packed to the low
+    end (a software PEXT), so restricting a graph's rows to the kept vertices is one lookup per row."""
+    table: list[int] = []
+    for keep in range(1 << MAX_VERTICES):
+        # Where bit j of a row lands after compaction (0 if vertex j is dropped).
+        target = [
+            1 << (keep & ((1 << j) - 1)).bit_count() if keep >> j & 1 else 0 for j in range(MAX_VERTICES)
+        ]
+        row = [0] * (1 << MAX_VERTICES)
+        for mask in range(1, 1 << MAX_VERTICES):
+            row[mask] = row[mask & (mask - 1)] | target[(mask & -mask).bit_length() - 1]
+        table.extend(row)
+    return tuple(table)
+
+
+_COMPACT = _compaction_table()
 # Round-0 vertex hashes: md5(str((out_degree, in_degree, label))) for every value a <= 7-vertex cell has.
 _INITIAL = {
     (o, i, lab): hashlib.md5(str((o, i, lab)).encode("utf-8")).hexdigest()
@@ -123,12 +142,12 @@ def _keep_mask(masks: list[int]) -> int:
 
 def _compact(masks: list[int], keep: int) -> tuple[list[int], list[int]]:
     """Masks restricted to the kept vertices (renumbered in order), and the kept vertex indices."""
+    if len(masks) <= MAX_VERTICES:
+        base = keep << MAX_VERTICES
+        idx = _SET_BITS[keep]
+        return [_COMPACT[base | masks[v]] for v in idx], list(idx)
     idx = [v for v in range(len(masks)) if keep >> v & 1]
-    out = []
-    for v in idx:
-        m = masks[v]
-        out.append(sum(1 << k for k, w in enumerate(idx) if m >> w & 1))
-    return out, idx
+    return [sum(1 << k for k, w in enumerate(idx) if masks[v] >> w & 1) for v in idx], idx
 
 
 def _prune_masks(
@@ -155,43 +174,42 @@ def _check_budget(masks: list[int]) -> None:
         raise InvalidSpecError(f"{edges} edges after pruning; NAS-Bench-101 has at most {MAX_EDGES}")
 
 
-def _set_bits(mask: int) -> tuple[int, ...]:
-    if mask < len(_SET_BITS):
-        return _SET_BITS[mask]
-    return tuple(j for j in range(mask.bit_length()) if mask >> j & 1)
+def _slot(mask: int) -> tuple[int, int, int, tuple[int, ...]]:
+    """(kind, first, second, all) of a neighbour bitmask for the hashing loop.
+
+    kind 1 covers zero or one neighbour: index -1 reads the '' sentinel at the end of the hash list.
+    """
+    bits = tuple(j for j in range(mask.bit_length()) if mask >> j & 1)
+    if len(bits) <= 1:
+        return 1, bits[0] if bits else -1, -1, bits
+    return len(bits), bits[0], bits[1], bits
 
 
-def _neighbour_slot(ws: list[int], sentinel: int) -> tuple[int, int, int, list[int]]:
-    """(kind, first, second, all) for the hashing loop; a missing neighbour reads the '' sentinel."""
-    if len(ws) <= 1:
-        return 1, ws[0] if ws else sentinel, sentinel, ws
-    return len(ws), ws[0], ws[1], ws
+_SLOT = tuple(_slot(m) for m in range(1 << MAX_VERTICES))
 
 
 def _hash_masks(masks: Sequence[int], labels: Sequence[int]) -> str:
     """The module hash of a pruned spec given as row bitmasks and integer labels."""
     n = len(masks)
-    succs = [list(_set_bits(m)) for m in masks]
-    preds: list[list[int]] = [[] for _ in range(n)]
-    for w, ws in enumerate(succs):
-        for v in ws:
-            preds[v].append(w)
+    small = n <= MAX_VERTICES
+    pmasks = [0] * n  # column bitmasks: bit w set = edge w -> v
+    for w, m in enumerate(masks):
+        for v in _SET_BITS[m] if small else _slot(m)[3]:
+            pmasks[v] |= 1 << w
     # Python ints on purpose: str(np.int64(2)) is "np.int64(2)" under NumPy 2 and changes the hash.
-    hashes = []
-    for v in range(n):
-        key = (len(succs[v]), len(preds[v]), labels[v])
-        h = _INITIAL.get(key)
-        hashes.append(h if h is not None else hashlib.md5(str(key).encode("utf-8")).hexdigest())
+    keys = [(m.bit_count(), p.bit_count(), lab) for m, p, lab in zip(masks, pmasks, labels, strict=True)]
+    hashes = [_INITIAL.get(k) or hashlib.md5(str(k).encode("utf-8")).hexdigest() for k in keys]
     # Neighbour lists of 0-2 vertices (nearly all of them) are sorted by one comparison instead of a
-    # list + sorted() + join; index n holds '' so an empty list reads like a one-element one.
-    slots = [(*_neighbour_slot(preds[v], n), *_neighbour_slot(succs[v], n), v) for v in range(n)]
+    # list + sorted() + join.
+    slot = _SLOT.__getitem__ if small else _slot
+    slots = list(zip(map(slot, pmasks), map(slot, masks), range(n), strict=True))
     md5 = _md5
     join = "".join
     hashes.append("")
     for _ in range(n):
         new = []
         append = new.append
-        for pk, pa, pb, ps, sk, sa, sb, ss, v in slots:
+        for (pk, pa, pb, ps), (sk, sa, sb, ss), v in slots:
             if pk == 1:
                 a = hashes[pa]
             elif pk == 2:
