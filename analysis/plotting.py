@@ -1,0 +1,176 @@
+"""Shared figure building: one panel per search space, one line per optimizer group, bands, files.
+
+Figures are plain `matplotlib.figure.Figure` objects (no pyplot state, Agg canvas), returned to the
+caller so tests can inspect their axes, lines and legends, and saved as PNG and PDF.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from analysis.stats import CI_LEVEL, n_label
+
+LAMBDA = r"$\lambda_{\max}$"
+BAND_TEXT = f"lines: mean over seeds; bands: {CI_LEVEL:.0%} t-interval of the mean (none for a single seed)"
+
+
+# Okabe & Ito's colour-blind-safe palette (yellow left out: unreadable on white).
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
+
+
+def palette(groups: Sequence[str]) -> dict[str, object]:
+    """A colour per group, colour-blind safe, fixed by group order so every figure agrees."""
+    groups = list(dict.fromkeys(groups))
+    if len(groups) <= len(OKABE_ITO):
+        return dict(zip(groups, OKABE_ITO, strict=False))
+    import seaborn as sns  # only for many groups: it pulls in scipy.stats, seconds on a busy machine
+
+    return dict(zip(groups, sns.color_palette("husl", len(groups)), strict=True))
+
+
+def panels(
+    n: int, width: float = 4.8, height: float = 3.6, ncols: int | None = None
+) -> tuple[Figure, list[Axes]]:
+    """A figure with `n` panels in a row (wrapping after three)."""
+    ncols = ncols or min(max(n, 1), 3)
+    nrows = math.ceil(max(n, 1) / ncols)
+    fig = Figure(figsize=(width * ncols, height * nrows + 0.9), layout="constrained")
+    axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    return fig, axes[:n]
+
+
+def band_line(
+    ax: Axes,
+    x: np.ndarray,
+    mean: np.ndarray,
+    lo: np.ndarray | None,
+    hi: np.ndarray | None,
+    *,
+    label: str,
+    color: object,
+    marker: str | None = None,
+) -> None:
+    x, mean = np.asarray(x, dtype=float), np.asarray(mean, dtype=float)
+    ax.plot(x, mean, label=label, color=color, lw=1.6, marker=marker, ms=3)
+    if lo is None or hi is None:
+        return
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    if ok.any():
+        ax.fill_between(x, lo, hi, where=ok, color=color, alpha=0.2, linewidth=0)
+
+
+def space_title(space: int) -> str:
+    return f"Search space {space}"
+
+
+def curve_panels(
+    stats: pd.DataFrame,
+    *,
+    x: str,
+    y: str = "mean",
+    lo: str | None = "ci_low",
+    hi: str | None = "ci_high",
+    groups: Sequence[str],
+    spaces: Sequence[int],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    log: bool = False,
+    marker: str | None = None,
+    empty_text: dict[int, str] | None = None,
+    order: str | None = None,
+    integer_x: bool = False,
+) -> Figure:
+    """One panel per space, one line (+ band) per group; legend labels carry the seed count.
+
+    `stats` has columns space, group, `x`, `y`, optional band columns and `n` (seeds at that point).
+    Points are joined in the order of `order` (default: `x`). A panel without data says why
+    (`empty_text`), instead of showing empty axes.
+    """
+    colors = palette(groups)
+    fig, axes = panels(len(spaces))
+    for ax, space in zip(axes, spaces, strict=True):
+        sub = stats[stats["space"] == space]
+        for group in groups:
+            line = sub[sub["group"] == group].sort_values(order or x)
+            if line.empty:
+                continue
+            band_line(
+                ax,
+                line[x].to_numpy(),
+                line[y].to_numpy(),
+                line[lo].to_numpy() if lo else None,
+                line[hi].to_numpy() if hi else None,
+                label=f"{group} ({n_label(line['n'])})",
+                color=colors[group],
+                marker=marker,
+            )
+        ax.set_title(space_title(space))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if log:
+            ax.set_yscale("log", nonpositive="clip")
+        if ax.lines:
+            legend(ax)
+        else:
+            ax.text(0.5, 0.5, (empty_text or {}).get(space, "no data"), ha="center", va="center",
+                    wrap=True, transform=ax.transAxes, fontsize=9, color="0.35")  # fmt: skip
+        ax.grid(alpha=0.3, which="both" if log else "major")
+        if integer_x:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    suptitle(fig, title)
+    return fig
+
+
+def suptitle(fig: Figure, title: str) -> None:
+    """A figure title wrapped to the figure's width (one narrow panel cannot hold a long title)."""
+    fig.suptitle(textwrap.fill(title, max(40, int(fig.get_figwidth() * 13))), fontsize=11)
+
+
+def legend(ax: Axes) -> None:
+    ax.legend(fontsize=8, frameon=True, framealpha=0.85, edgecolor="none")
+
+
+def footnote(fig: Figure, text: str) -> None:
+    """Small print under the panels: what the band means, and the data problems counted."""
+    if not text:
+        return
+    width = int(fig.get_figwidth() * 17)  # characters of 7-pt text per line
+    wrapped = "\n".join(textwrap.fill(part, width) for part in text.split("\n") if part)
+    lines = wrapped.count("\n") + 1
+    height = fig.get_figheight()
+    bottom = min(0.4, (0.18 * lines + 0.1) / height)
+    fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
+    fig.text(0.005, 0.005, wrapped, fontsize=7, ha="left", va="bottom", color="0.3", gid="footnote")
+
+
+def footnote_text(fig: Figure) -> str:
+    """The footnote a figure carries (tests read it back)."""
+    return "\n".join(t.get_text() for t in fig.texts if t.get_gid() == "footnote")
+
+
+def save(fig: Figure, out: Path, stem: str) -> list[Path]:
+    paths = [Path(out) / f"{stem}.png", Path(out) / f"{stem}.pdf"]
+    fig.savefig(paths[0], dpi=150)
+    fig.savefig(paths[1])
+    return paths
+
+
+def png_base64(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
