@@ -2,17 +2,26 @@
 
 The official files (specs/nb101_format.md) are TFRecord-framed JSON rows with a base64 protobuf inside.
 Parsing 1.27 million of them takes a while, so the first load converts the file once into a columnar
-cache beside it (`<stem>.nb101cache.npz`, uncompressed, ~45 MB) and every later load reads only that.
+cache beside it (`<stem>.nb101cache.npz`, uncompressed, ~60 MB) and every later load reads only that.
 
 The table has one row per architecture, sorted by the 16-byte module hash so a lookup is a binary
 search. A row's repeats are columns 0..n_repeats-1 in file order: deterministic, never sampled.
 Only 108-epoch records are kept (the `full` file's 4/12/36-epoch rows are skipped).
+
+Hashing a spec (~40 MD5 calls) costs far more than the rest of a query, so the cache also holds a
+sorted index of the stored specs themselves, each as one exact integer, in every vertex order that
+keeps it upper-triangular (~3 per spec, ~1.2 million keys): a query whose pruned spec is isomorphic to
+a stored one is literally one of those and is answered by a binary search, without hashing. That is
+exact because identical labelled graphs have identical hashes and the converter makes sure the rows'
+hashes are their specs' (see _spec_index). Only specs the index lacks are hashed, as before: those not
+in the table (to raise SpecNotInTableError) and rows whose stored spec failed that check.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import logging
 import math
@@ -22,6 +31,7 @@ import zipfile
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import lshift
 from pathlib import Path
 
 import google_crc32c
@@ -33,6 +43,9 @@ from bench.graph import (
     INPUT,
     OUTPUT,
     InvalidSpecError,
+    _check_budget,
+    _hash_masks,
+    _prune_masks,
     hash_spec,
     ops_from_labels,
     prune,
@@ -69,7 +82,7 @@ log = logging.getLogger(__name__)
 FINAL_EPOCHS = 108
 MAX_VERTICES = 7
 CACHE_SUFFIX = ".nb101cache.npz"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: adds the stored-spec index (spec_keys, spec_rows)
 DOWNLOAD_FIX = "re-download it with `python -m bench.data download nb101`"
 _MASK_DELTA = 0xA282EAD8
 _U32 = 0xFFFFFFFF
@@ -90,6 +103,16 @@ _CACHE_ARRAYS = (
     "num_vertices",
     "ops",
 )
+# The stored-spec index: sorted int64 keys of the stored specs in all their vertex orders, and the row
+# of each (see _spec_index).
+_SPEC_ARRAYS = ("spec_keys", "spec_rows")
+# spec key = adjacency bits (bit 7*i + j = edge i->j) << 13 | interior op labels, 2 bits each from bit 3
+# | vertex count (3 bits): exact for <= 7 vertices and < 2**62.
+_KEY_ADJ_SHIFT = 13
+_KEY_ROW_SHIFTS = tuple(MAX_VERTICES * i for i in range(MAX_VERTICES))
+_KEY_OP_SHIFTS = tuple(3 + 2 * k for k in range(MAX_VERTICES - 2))
+# Stored specs hashed at conversion to check the file's hashes (~0.1 s), unless one of them is wrong.
+_SPEC_CHECK_SAMPLE = 1000
 
 
 # ----------------------------------------------------------------------------------------------- errors
@@ -621,6 +644,127 @@ def _build_arrays(cols: _Columns, path: Path) -> dict[str, np.ndarray]:
     }
 
 
+def _spec_key(masks: Sequence[int], labels: Sequence[int]) -> int:
+    """The stored-spec index's key of a pruned spec (<= 7 vertices): row bitmasks and integer labels."""
+    adjacency = sum(map(lshift, masks, _KEY_ROW_SHIFTS))
+    return adjacency << _KEY_ADJ_SHIFT | sum(map(lshift, labels[1:-1], _KEY_OP_SHIFTS)) | len(masks)
+
+
+def _vertex_orders(n: int) -> Iterator[tuple[int, ...]]:
+    """Every renumbering of an n-vertex spec that keeps the input first and the output last."""
+    for interior in itertools.permutations(range(1, n - 1)):
+        yield (0, *interior, n - 1)
+
+
+def _order_variants(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(spec key, row) of every upper-triangular vertex order of every stored spec.
+
+    A valid query prunes to an upper-triangular spec, so if it is isomorphic to a stored spec it is
+    literally one of these (they average ~3 per NB-101 spec). Vectorized per renumbering: at most
+    5! = 120 of them, each a few dozen NumPy operations on the specs it keeps upper-triangular.
+    """
+    adjacency = arrays["adjacency"].astype(np.int64)
+    sides = arrays["num_vertices"]
+    labels = arrays["ops"].astype(np.int64)
+    keys: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+    for n in np.unique(sides).tolist():
+        rows_n = np.flatnonzero(sides == n)
+        adj_n, labels_n = adjacency[rows_n], labels[rows_n]
+        for order in _vertex_orders(n):
+            # Old edges that would land on or below the diagonal: such a spec has no such order.
+            lower = sum(1 << MAX_VERTICES * order[a] + order[b] for a in range(n) for b in range(a + 1))
+            sel = np.flatnonzero((adj_n & lower) == 0)
+            if not len(sel):
+                continue
+            old = adj_n[sel]
+            new = np.zeros(len(sel), dtype=np.int64)
+            for a in range(n - 1):
+                for b in range(a + 1, n):
+                    new |= (old >> MAX_VERTICES * order[a] + order[b] & 1) << MAX_VERTICES * a + b
+            key = new << _KEY_ADJ_SHIFT | n
+            for p in range(1, n - 1):
+                key |= labels_n[sel, order[p]] << _KEY_OP_SHIFTS[p - 1]
+            keys.append(key)
+            rows.append(rows_n[sel])
+    if not keys:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(keys), np.concatenate(rows)
+
+
+def _stored_spec_hash(arrays: dict[str, np.ndarray], i: int) -> str:
+    """The NB-101 hash of row i's stored spec, computed (not the stored hash)."""
+    n, bits = arrays["num_vertices"].item(i), arrays["adjacency"].item(i)
+    masks = [bits >> s & 0x7F for s in _KEY_ROW_SHIFTS[:n]]
+    return _hash_masks(masks, arrays["ops"][i, :n].tolist())
+
+
+def _hash_matches(arrays: dict[str, np.ndarray], rows: np.ndarray, computed: np.ndarray) -> np.ndarray:
+    """Whether each row's stored hash equals the computed one ('S16' bytes, row-aligned)."""
+    stored = arrays["hashes"][rows].view(">u8").reshape(-1, 2)
+    return (stored == computed.view(">u8").reshape(-1, 2)).all(axis=1)
+
+
+def _computed_hashes(arrays: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """_stored_spec_hash of many rows, as 'S16' bytes (a progress bar when it takes a while)."""
+    bar = tqdm(rows.tolist(), desc="hashing stored specs", disable=None if len(rows) > 10_000 else True)
+    raw = b"".join(bytes.fromhex(_stored_spec_hash(arrays, i)) for i in bar)
+    return np.frombuffer(raw, dtype="S16")
+
+
+def _spec_index(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The stored-spec index: sorted keys of every vertex order of every stored spec, and their rows.
+
+    A query found here is answered without hashing; that is exact because identical labelled graphs
+    have identical hashes, PROVIDED each row's hash is that of its spec. The official format promises
+    that; a file written with explicit hashes (synthetic data) need not keep it, so it is checked here,
+    once. Rows sharing a key (impossible when the promise holds) have isomorphic specs: one hash decides
+    which of them, if any, keeps the key. Of the other rows, an evenly spaced sample is hashed, and if
+    any sampled row is wrong, every row is (slow, logged). Rows left out are still found by hashing.
+    """
+    keys, rows = _order_variants(arrays)
+    order = np.lexsort((rows, keys))
+    keys, rows = keys[order], rows[order]
+    distinct = np.ones(len(keys), dtype=bool)  # drop repeats of a (key, row) pair (automorphisms)
+    distinct[1:] = (keys[1:] != keys[:-1]) | (rows[1:] != rows[:-1])
+    keys, rows = keys[distinct], rows[distinct]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    starts = np.flatnonzero(first)
+    sizes = np.diff(np.append(starts, len(keys)))
+
+    ok = np.ones(len(arrays["hashes"]), dtype=bool)
+    checked = np.zeros(len(ok), dtype=bool)
+    shared = sizes > 1
+    if shared.any():
+        leaders, which = np.unique(rows[starts[shared]], return_inverse=True)
+        members = rows[np.repeat(shared, sizes)]
+        truth = np.repeat(_computed_hashes(arrays, leaders)[which], sizes[shared])
+        ok[members[~_hash_matches(arrays, members, truth)]] = False
+        checked[members] = True
+        log.info(
+            "%d specs are stored by more than one row; each keeps only the row whose hash is its own",
+            len(leaders),
+        )
+    indexed = np.zeros(len(ok), dtype=bool)  # rows with no upper-triangular order need no check
+    indexed[rows] = True
+    single = np.flatnonzero(indexed & ~checked)
+    spaced = np.linspace(0, len(single) - 1, min(len(single), _SPEC_CHECK_SAMPLE))
+    picks = single[np.unique(spaced.astype(np.int64))]
+    sample_ok = _hash_matches(arrays, picks, _computed_hashes(arrays, picks))
+    if not sample_ok.all():
+        log.warning(
+            "%d of %d sampled rows store a spec that does not hash to their module hash (not an official "
+            "file?); hashing all %d rows once, so that queries by spec stay exact",
+            int((~sample_ok).sum()),
+            len(picks),
+            len(single),
+        )
+        ok[single] = _hash_matches(arrays, single, _computed_hashes(arrays, single))
+    keep = ok[rows]
+    return {"spec_keys": keys[keep], "spec_rows": rows[keep].astype(np.int32)}
+
+
 def convert_tfrecord(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     """Parse an official file into the table's arrays and metadata (no cache is written)."""
     path = Path(path)
@@ -632,6 +776,7 @@ def convert_tfrecord(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
             f"{path} has {n_records} records but none at {FINAL_EPOCHS} epochs; {DOWNLOAD_FIX}"
         )
     arrays = _build_arrays(cols, path)
+    arrays.update(_spec_index(arrays))
     st = path.stat()
     meta = {
         "version": CACHE_VERSION,
@@ -663,20 +808,26 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
         tmp.unlink(missing_ok=True)
 
 
+class _OutdatedCacheError(ValueError):
+    """A cache written by an older bench.nb101 (another CACHE_VERSION)."""
+
+
 def _read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """Arrays and metadata of a cache; ValueError (or OSError) when it is not a usable one."""
     with np.load(path, allow_pickle=False) as z:
-        missing = [k for k in ("meta", *_CACHE_ARRAYS) if k not in z.files]
+        if "meta" not in z.files:
+            raise ValueError("missing arrays ['meta']")
+        meta = json.loads(str(z["meta"]))
+        if meta.get("version") != CACHE_VERSION:  # checked first: older caches lack newer arrays
+            raise _OutdatedCacheError(f"cache version {meta.get('version')}, expected {CACHE_VERSION}")
+        missing = [k for k in (*_CACHE_ARRAYS, *_SPEC_ARRAYS) if k not in z.files]
         if missing:
             raise ValueError(f"missing arrays {missing}")
-        meta = json.loads(str(z["meta"]))
-        if meta.get("version") != CACHE_VERSION:
-            raise ValueError(f"cache version {meta.get('version')}, expected {CACHE_VERSION}")
-        arrays = {k: z[k] for k in _CACHE_ARRAYS}
+        arrays = {k: z[k] for k in (*_CACHE_ARRAYS, *_SPEC_ARRAYS)}
     n = len(arrays["hashes"])
     if n == 0:
         raise ValueError("no architectures")
-    if arrays["hashes"].dtype != np.dtype("S16") or any(len(a) != n for a in arrays.values()):
+    if arrays["hashes"].dtype != np.dtype("S16") or any(len(arrays[k]) != n for k in _CACHE_ARRAYS):
         raise ValueError("inconsistent array shapes")
     return arrays, meta
 
@@ -697,6 +848,14 @@ def _hash_key(h: str | bytes) -> bytes:
     if len(key) != 16:
         raise InvalidHashError(f"{h!r} is not a NAS-Bench-101 module hash; pass the 32-hex-digit md5 string")
     return key
+
+
+def _check_spec_index(keys: np.ndarray, rows: np.ndarray, n: int) -> None:
+    """ValueError unless the stored-spec index is well formed (a wrong one would answer wrong rows)."""
+    if keys.dtype != np.int64 or keys.ndim != 1 or rows.shape != keys.shape or rows.dtype.kind not in "iu":
+        raise ValueError("malformed stored-spec index")
+    if len(keys) and ((keys[1:] <= keys[:-1]).any() or rows.min() < 0 or rows.max() >= n):
+        raise ValueError("stored-spec index is unsorted or points outside the table")
 
 
 @dataclass(frozen=True)
@@ -724,6 +883,8 @@ class NB101Table:
 
     def __init__(self, arrays: dict[str, np.ndarray], meta: dict | None = None, source: Path | None = None):
         self._hashes = arrays["hashes"]
+        # A zero-copy byte view: slicing one hash out of it is 5x faster than formatting hi/lo.
+        self._hash_bytes = memoryview(np.ascontiguousarray(self._hashes)).cast("B")
         pairs = self._hashes.view(">u8").reshape(-1, 2)
         self._hi = pairs[:, 0].astype(np.uint64)
         self._lo = pairs[:, 1].astype(np.uint64)
@@ -743,6 +904,10 @@ class NB101Table:
         self._adjacency = arrays["adjacency"]
         self._num_vertices = arrays["num_vertices"]
         self._ops = arrays["ops"]
+        # Without an index (arrays made by hand) every query by spec is hashed.
+        self._spec_keys = arrays.get("spec_keys", np.zeros(0, dtype=np.int64))
+        self._spec_rows = arrays.get("spec_rows", np.zeros(0, dtype=np.int32))
+        _check_spec_index(self._spec_keys, self._spec_rows, len(self._hashes))
         self.meta = dict(meta or {})
         self.source = source
 
@@ -774,6 +939,8 @@ class NB101Table:
                 if _is_fresh(meta, path):
                     return cls(arrays, meta, cache)
                 log.info("cache %s is stale (%s changed); converting again", cache, path.name)
+            except _OutdatedCacheError as e:
+                log.warning("cache %s is outdated (%s); converting %s again, once", cache, e, path.name)
             except _CACHE_ERRORS as e:
                 log.warning("ignoring unreadable cache %s (%s); converting %s again", cache, e, path.name)
         log.info("converting %s to the fast cache %s (once)", path, cache)
@@ -828,6 +995,22 @@ class NB101Table:
             i += 1
         return -1
 
+    def _stored_row(self, masks: list[int], labels: list[int]) -> int:
+        """Row of the stored spec identical to this pruned one (same vertex order), else -1."""
+        keys = self._spec_keys
+        key = _spec_key(masks, labels)
+        j = keys.searchsorted(key)
+        return self._spec_rows.item(j) if j < len(keys) and keys.item(j) == key else -1
+
+    def _stored_row_of(self, matrix: np.ndarray | Sequence[Sequence[int]], ops: Sequence[str]) -> int:
+        """_stored_row of a raw spec: whether query() takes the no-hash path (benchmarks, tests)."""
+        masks, labels, _ = _prune_masks(matrix, ops)
+        _check_budget(masks)
+        return self._stored_row(masks, labels)
+
+    def _hex(self, i: int) -> str:
+        return self._hash_bytes[16 * i : 16 * i + 16].hex()
+
     def _result(self, i: int, arch_hash: str) -> ArchResult:
         r = self._n_repeats.item(i)
         params = self._params.item(i)
@@ -856,11 +1039,17 @@ class NB101Table:
         return self._result(i, h)
 
     def query(self, matrix: np.ndarray | Sequence[Sequence[int]], ops: Sequence[str]) -> ArchResult:
-        """All repeats of a raw cell spec (pruned and hashed here).
+        """All repeats of a raw cell spec (pruned here; hashed only when the stored-spec index lacks it).
 
         Raises InvalidSpecError outside NAS-Bench-101 and SpecNotInTableError for a valid spec this
         table lacks.
         """
+        masks, labels, _ = _prune_masks(matrix, ops)
+        _check_budget(masks)
+        i = self._stored_row(masks, labels)
+        if i >= 0:
+            return self._result(i, self._hex(i))
+        # Not indexed: absent from the table, or its row failed the converter's check (see _spec_index).
         h = hash_spec(matrix, ops)
         i = self._row(bytes.fromhex(h))
         if i < 0:

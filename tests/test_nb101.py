@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import os
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench import nb101
-from bench.graph import InvalidSpecError
+from bench.graph import InvalidSpecError, clear_hash_cache, hash_pruned, hash_spec, ops_from_labels
 from bench.nb101 import (
     EvaluationData,
     InvalidHashError,
@@ -33,6 +35,7 @@ REAL_OPS = "input,conv3x3-bn-relu,maxpool3x3,conv3x3-bn-relu,conv3x3-bn-relu,con
 REAL_HASH = "00005c142e6f48ac74fdcf73e3439874"
 REAL_MATRIX = np.array([int(c) for c in REAL_ADJ]).reshape(7, 7)
 FIX = "python -m bench.data download nb101"
+SAMPLE = Path(__file__).parent / "data" / "nb101_sample_1k.json"
 
 # Small valid specs (input -> ... -> output); NOT from NAS-Bench-101, values below are made up.
 CHAIN3 = (np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]]), ["input", "conv3x3-bn-relu", "output"])
@@ -481,6 +484,188 @@ def test_unsorted_arrays_rejected():
         NB101Table(_tiny_arrays(("1" * 32, "0" * 32)))
 
 
+# ------------------------------------------------------------------------------------ stored-spec index
+@pytest.fixture(scope="module")
+def sample_specs() -> list[tuple[np.ndarray, list[str], str]]:
+    """The 1,000 real NB-101 specs of the sample: (pruned matrix, ops, module hash)."""
+    data = json.loads(SAMPLE.read_text())
+    out = []
+    for adjacency, labels, key in zip(data["adjacency"], data["operations"], data["key"], strict=True):
+        ops = ops_from_labels(labels)
+        out.append((np.array(adjacency, dtype=np.int8)[: len(ops), : len(ops)], ops, key))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sample_table(tmp_path_factory, sample_specs) -> NB101Table:
+    """The sample's specs with their real 108-epoch validation accuracy (one repeat each; the sample
+    has no test accuracy, so that field is absent and reads as NaN), written by our own writer."""
+    data = json.loads(SAMPLE.read_text())
+    path = tmp_path_factory.mktemp("sample") / "sample.tfrecord"
+    recs = []
+    for (matrix, ops, _), va, tt, params in zip(
+        sample_specs,
+        data["108_final_validation_accuracy"],
+        data["final_training_time"],
+        data["trainable_parameters"],
+        strict=True,
+    ):
+        recs += nb101.records_for_spec(matrix, ops, [nb101.metrics_from_final(va, None, tt, int(params))])
+    nb101.write_tfrecord(path, recs)
+    return NB101Table.load(path)
+
+
+def vertex_orders(matrix: np.ndarray, ops: list[str]) -> list[tuple[np.ndarray, list[str]]]:
+    """The spec renumbered in every order that keeps it upper-triangular (the stored order included)."""
+    n = len(ops)
+    edges = [(u, v) for u in range(n) for v in range(n) if matrix[u, v]]
+    out = []
+    for interior in itertools.permutations(range(1, n - 1)):
+        order = (0, *interior, n - 1)
+        pos = {v: p for p, v in enumerate(order)}
+        if all(pos[u] < pos[v] for u, v in edges):
+            out.append((matrix[np.ix_(order, order)], [ops[v] for v in order]))
+    return out
+
+
+def without_index(table: NB101Table) -> NB101Table:
+    """The same table answering every spec query by hashing (as before the index)."""
+    arrays, meta = nb101._read_cache(nb101.cache_path_for(table.source))
+    for name in nb101._SPEC_ARRAYS:
+        del arrays[name]
+    return NB101Table(arrays, meta)
+
+
+def test_index_answers_every_vertex_order_exactly(sample_table, sample_specs):
+    """Every upper-triangular order of 1,000 real specs (3,105 queries) is answered from the index,
+    with exactly the row the hash path gives."""
+    hashed = without_index(sample_table)
+    clear_hash_cache()
+    n = 0
+    for matrix, ops, key in sample_specs:
+        for m, o in vertex_orders(matrix, ops):
+            assert sample_table._stored_row_of(m, o) >= 0
+            r = sample_table.query(m, o)
+            assert r.arch_hash == key == hash_spec(m, o)
+            h = hashed.query(m, o)
+            assert (r.arch_hash, r.valid_acc, r.train_time, r.params) == (
+                h.arch_hash,
+                h.valid_acc,
+                h.train_time,
+                h.params,
+            )
+            n += 1
+    assert n == 3105 and len(sample_table._spec_keys) == 2877  # distinct labelled forms (automorphisms)
+
+
+def test_index_holds_the_stored_specs(sample_table, sample_specs):
+    for matrix, ops, key in sample_specs[:200]:
+        stored = sample_table.spec(key)
+        assert stored[0].tolist() == matrix.tolist() and stored[1] == ops
+        assert sample_table._hex(sample_table._stored_row_of(*stored)) == key
+
+
+def test_index_with_dead_ends_and_list_input(sample_table, sample_specs):
+    """Raw 7x7 specs whose extra vertex pruning removes, given as nested lists."""
+    for matrix, ops, key in sample_specs[:100]:
+        n = len(ops)
+        if n == 7:
+            continue
+        raw = np.zeros((n + 1, n + 1), dtype=int)
+        raw[:n, :n] = matrix
+        raw[:, [n - 1, n]] = raw[:, [n, n - 1]]  # the output moves to the end...
+        raw[[n - 1, n]] = raw[[n, n - 1]]
+        raw[0, n - 1] = 1  # ...and vertex n-1 is a dead end from the input
+        raw_ops = [*ops[:-1], "maxpool3x3", "output"]
+        assert sample_table.query(raw.tolist(), raw_ops).arch_hash == key
+
+
+def test_spec_not_in_index_nor_table(sample_table):
+    assert sample_table._stored_row_of(*CHAIN3) == -1
+    with pytest.raises(SpecNotInTableError, match=nb101.hash_spec(*CHAIN3)) as info:
+        sample_table.query(*CHAIN3)
+    assert FIX in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("matrix", "ops", "match"),
+    [
+        (np.zeros((3, 3), dtype=int), ["input", "conv3x3-bn-relu", "output"], "not reachable"),
+        (np.eye(8, k=1, dtype=int), ["input"] + ["maxpool3x3"] * 6 + ["output"], "vertices"),
+        (np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]]), ["input", "conv5x5", "output"], "unknown op"),
+        (np.array([[0, 1], [1, 0]]), ["input", "output"], "upper triangular"),
+    ],
+)
+def test_invalid_specs_with_index(sample_table, matrix, ops, match):
+    with pytest.raises(InvalidSpecError, match=match):
+        sample_table.query(matrix, ops)
+
+
+def test_over_budget_spec_raises_even_when_stored(tmp_path):
+    """A synthetic row storing an over-budget spec under its own hash is indexed, but a query for that
+    spec must still raise InvalidSpecError, as hash_spec does."""
+    full = np.triu(np.ones((7, 7), dtype=int), 1)
+    ops = ["input"] + ["conv3x3-bn-relu"] * 5 + ["output"]
+    h = hash_pruned(full, ops)
+    path = tmp_path / "x.tfrecord"
+    nb101.write_tfrecord(path, [NB101Record(full, tuple(ops), full_metrics(0.5, 0.5, 1.0), module_hash=h)])
+    table = NB101Table.load(path)
+    assert len(table._spec_keys) == 1 and table.query_hash(h).valid_acc == (0.5,)
+    with pytest.raises(InvalidSpecError, match="edges"):
+        table.query(full, ops)
+
+
+def test_rows_whose_hash_is_not_their_spec_are_not_indexed(tmp_path, caplog):
+    """Synthetic files may store a spec under a hash that is not its own: such rows are found by hash
+    only, so a query by spec answers what hashing answers."""
+    fake_a, fake_b = "a" * 32, "b" * 32
+    path = tmp_path / "x.tfrecord"
+    recs = [
+        *records(CHAIN3, [(0.8, 0.8, 1.0)]),  # a real row, its twin with a made-up hash, and another
+        NB101Record(CHAIN3[0], tuple(CHAIN3[1]), full_metrics(0.1, 0.1, 1.0), module_hash=fake_a),
+        NB101Record(CHAIN3B[0], tuple(CHAIN3B[1]), full_metrics(0.2, 0.2, 1.0), module_hash=fake_b),
+    ]
+    nb101.write_tfrecord(path, recs)
+    with caplog.at_level(logging.WARNING, logger="bench.nb101"):
+        table = NB101Table.load(path)
+    assert "does not hash to their module hash" in caplog.text
+    assert table._spec_rows.tolist() == [table.rows([nb101.hash_spec(*CHAIN3)]).item()]
+    assert table.query(*CHAIN3).valid_acc == (0.8,)
+    with pytest.raises(SpecNotInTableError):
+        table.query(*CHAIN3B)  # its row claims another hash
+    assert table.query_hash(fake_b).valid_acc == (0.2,)
+
+
+def test_old_version_cache_is_rebuilt(small_file, caplog):
+    NB101Table.load(small_file)
+    cache = nb101.cache_path_for(small_file)
+    arrays, meta = nb101._read_cache(cache)
+    for name in nb101._SPEC_ARRAYS:
+        del arrays[name]
+    st = cache.stat()
+    nb101._write_cache(cache, arrays, {**meta, "version": 1})  # what bench.nb101 wrote before the index
+    with pytest.raises(NB101FormatError, match="cache version 1, expected 2"):
+        NB101Table.load(cache)
+    with caplog.at_level(logging.WARNING, logger="bench.nb101"):
+        table = NB101Table.load(small_file)
+    assert "outdated (cache version 1, expected 2)" in caplog.text and table.source == small_file
+    rebuilt = NB101Table.load(cache)
+    assert rebuilt.meta["version"] == nb101.CACHE_VERSION == 2 and cache.stat().st_mtime_ns >= st.st_mtime_ns
+    assert len(rebuilt._spec_keys) == 3 and rebuilt._stored_row_of(*CHAIN3) >= 0
+    assert rebuilt.query(*CHAIN3).valid_acc == (0.81, 0.82, 0.83)
+
+
+def test_malformed_index_rejected(small_file):
+    NB101Table.load(small_file)
+    cache = nb101.cache_path_for(small_file)
+    arrays, meta = nb101._read_cache(cache)
+    arrays["spec_keys"] = arrays["spec_keys"][::-1].copy()
+    nb101._write_cache(cache, arrays, meta)
+    with pytest.raises(NB101FormatError, match="stored-spec index"):
+        NB101Table.load(cache)
+    assert len(NB101Table.load(small_file)._spec_keys) == 3  # beside the tfrecord: rebuilt
+
+
 # ------------------------------------------------------------------------------------------- benchmark
 def test_benchmark_smoke(tmp_path, capsys):
     from bench.perf.__main__ import main
@@ -490,7 +675,10 @@ def test_benchmark_smoke(tmp_path, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "SYNTHETIC" in out and "spec lookups/s, cold" in out and "overall (wall clock):" in out
+    assert "SYNTHETIC" in out and "overall (wall clock):" in out
+    for row in ("(a) spec lookups/s, stored", "(b) spec lookups/s, other", "(c) spec lookups/s, hash path"):
+        assert row in out
+    assert "index padded" in out
     assert (tmp_path / "SYNTHETIC_nasbench_only108.nb101cache.npz").exists()
 
 

@@ -6,8 +6,10 @@
 Writes 423,624 fake architectures x 3 repeats (1,270,872 records, the size of nasbench_only108.tfrecord)
 into a temporary directory, then times conversion, a fresh-process cache load, its peak RSS, and
 lookups by hash (single and batched) and by spec. Every metric in the file is random: the numbers
-measure speed only. Most fake records carry random hashes with a real-looking spec; `--n-real` of them
-are real random NB-101 specs whose stored hash is hash_spec's, so lookups by spec can be timed.
+measure speed only. Most fake records carry random hashes with a real spec's look; `--n-real` of them
+are real random NB-101 specs whose stored hash is hash_spec's, so lookups by spec can be timed:
+(a) in their stored vertex order, (b) renumbered in another topological order (both answered by the
+stored-spec index), and (c) through the hash path, as specs the index lacks are.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from bench.graph import HASH_OPS, INPUT, OUTPUT, InvalidSpecError, clear_hash_ca
 
 OFFICIAL_ARCHS = 423_624
 REPEATS = 3
+# Upper-triangular vertex orders per spec, i.e. stored-spec index entries per architecture: the mean
+# over the 1,000 real specs of tests/data/nb101_sample_1k.json (2,877 in all).
+INDEX_ENTRIES_PER_ARCH = 2.877
 
 
 @dataclass(frozen=True)
@@ -69,25 +74,34 @@ class RealSpec:
 
 
 def real_specs(n: int, seed: int) -> list[RealSpec]:
-    """`n` distinct valid NB-101 specs, hashed for real.
+    """`n` distinct valid NB-101 specs, hashed for real, shaped roughly like NB-101's.
 
-    Each is a random input->output path plus random extra edges (<= 9 in all) on 7 vertices, so some
-    vertices are dead ends that pruning removes, as in a discretized one-shot cell.
+    A random set of live vertices (all 7 in ~85% of specs, as in NB-101) is connected by giving each a
+    random earlier parent and, where missing, a later child; random extra edges fill up to the 9-edge
+    budget in most specs. Vertices left out become dead ends half the time, which pruning removes, as
+    in a discretized one-shot cell. Most specs then have several topological vertex orders.
     """
     rng = random.Random(seed)
-    pairs = [(i, j) for i in range(7) for j in range(i + 1, 7)]
     found: dict[str, RealSpec] = {}
     while len(found) < n:
         m = np.zeros((7, 7), dtype=np.int64)
-        path = [0, *sorted(rng.sample(range(1, 6), rng.randint(0, 5))), 6]
-        for i, j in zip(path[:-1], path[1:], strict=True):
-            m[i, j] = 1
-        for i, j in rng.sample(pairs, rng.randint(0, 9 - (len(path) - 1))):
-            m[i, j] = 1
+        live = [0, *sorted(rng.sample(range(1, 6), rng.choice((5,) * 17 + (4, 4, 3)))), 6]
+        for k, v in enumerate(live[1:], start=1):
+            m[rng.choice(live[:k]), v] = 1
+        for k, v in enumerate(live[:-1]):
+            if not m[v].any():
+                m[v, rng.choice(live[k + 1 :])] = 1
+        free = [(a, b) for i, a in enumerate(live) for b in live[i + 1 :] if not m[a, b]]
+        room = max(0, 9 - int(m.sum()))
+        for a, b in rng.sample(free, min(len(free), room if rng.random() < 0.75 else rng.randint(0, room))):
+            m[a, b] = 1
+        for v in sorted(set(range(1, 6)) - set(live)):
+            if rng.random() < 0.5:
+                m[rng.choice([u for u in live if u < v]), v] = 1
         ops = [INPUT, *(rng.choice(HASH_OPS) for _ in range(5)), OUTPUT]
         try:
             h = hash_spec(m, ops)
-        except InvalidSpecError:  # extra edges can exceed 9 only by overlapping: not here, but be safe
+        except InvalidSpecError:  # more than 9 edges
             continue
         if h not in found:
             pm, pops = prune(m, ops)
@@ -189,6 +203,25 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "load_cpu_s": c2 - c1,
 """
 
 
+def padded_cache(path: Path, n_archs: int) -> tuple[Path, int]:
+    """A copy of the cache whose stored-spec index is padded to an official file's size.
+
+    The synthetic file's fake rows borrow the real specs' looks, so only the real specs are indexed;
+    the official file indexes every spec (~2.9 entries each). The padding keys are >= 2**62, above any
+    key of an upper-triangular spec, so they never match a query; the copy is only loaded, for timing.
+    """
+    arrays, meta = nb101._read_cache(path)
+    keys, rows = arrays["spec_keys"], arrays["spec_rows"]
+    n_pad = max(0, round(n_archs * INDEX_ENTRIES_PER_ARCH) - len(keys))
+    rng = np.random.default_rng(0)
+    pad = np.unique(rng.integers(1 << 62, (1 << 63) - 1, n_pad, dtype=np.int64))
+    arrays["spec_keys"] = np.concatenate([keys, pad])
+    arrays["spec_rows"] = np.concatenate([rows, rng.integers(0, n_archs, len(pad)).astype(np.int32)])
+    out = path.with_name("SYNTHETIC_padded_index" + nb101.CACHE_SUFFIX)
+    nb101._write_cache(out, arrays, meta)
+    return out, len(arrays["spec_keys"])
+
+
 def fresh_load(path: Path, tries: int) -> list[dict]:
     """Load the table in new interpreters (the second-run experience): times and peak RSS."""
     env = dict(os.environ)
@@ -203,8 +236,29 @@ def fresh_load(path: Path, tries: int) -> list[dict]:
     return out
 
 
+def reordered(spec: RealSpec, rng: random.Random, tries: int = 20) -> RealSpec | None:
+    """The spec with its vertices renumbered in another random topological order, such that its
+    pruned form differs from the stored one; None when no order does (e.g. a chain)."""
+    n = spec.matrix.shape[0]
+    preds = [{u for u in range(n) if spec.matrix[u, v]} for v in range(n)]
+    for _ in range(tries):
+        order, placed = [0], {0}
+        while len(order) < n - 1:  # the output stays last, the input first
+            ready = [v for v in range(1, n - 1) if v not in placed and preds[v] <= placed]
+            v = rng.choice(ready)
+            order.append(v)
+            placed.add(v)
+        order.append(n - 1)
+        matrix = np.ascontiguousarray(spec.matrix[np.ix_(order, order)])
+        ops = [spec.ops[v] for v in order]
+        pm, pops = prune(matrix, ops)
+        if "".join(map(str, pm.ravel().tolist())) != spec.adjacency or ",".join(pops) != spec.operations:
+            return RealSpec(matrix, ops, spec.arch_hash, spec.adjacency, spec.operations)
+    return None
+
+
 def time_queries(
-    table: nb101.NB101Table, written: dict, specs: list[RealSpec], seed: int
+    table: nb101.NB101Table, cache: Path, written: dict, specs: list[RealSpec], seed: int
 ) -> dict[str, tuple[float, float]]:
     """Per-second rates (wall, cpu) of each lookup kind, plus hash_spec's cold cost in microseconds."""
     rng = np.random.default_rng(seed + 1)
@@ -234,15 +288,36 @@ def time_queries(
         if h in row_of:
             assert np.allclose(batch.valid_acc[j], written["valid"][row_of[h]]), h
 
+    prng = random.Random(seed + 2)
+    moved = [m for m in (reordered(s, prng) for s in specs) if m is not None]
+    res["n_specs"] = (len(specs), len(moved))
+    # Which path each query takes (untimed): the stored-spec index, or hashing.
+    res["indexed"] = (
+        sum(table._stored_row_of(s.matrix, s.ops) >= 0 for s in specs),
+        sum(table._stored_row_of(s.matrix, s.ops) >= 0 for s in moved),
+    )
+    for name, group in (("spec_stored", specs), ("spec_moved", moved)):
+        clear_hash_cache()
+        with Clock() as c:
+            results = [table.query(s.matrix, s.ops) for s in group]
+        res[name] = rate(len(group), c)
+        assert all(r.arch_hash == s.arch_hash for r, s in zip(results, group, strict=True)), name
+
+    # The hash path, as every spec query was before the index (and as specs the index lacks still are):
+    # the same table without its index.
+    arrays, meta = nb101._read_cache(cache)
+    for name in nb101._SPEC_ARRAYS:
+        del arrays[name]
+    hashed = nb101.NB101Table(arrays, meta)
     clear_hash_cache()
     with Clock() as c:
-        results = [table.query(s.matrix, s.ops) for s in specs]
-    res["spec_cold"] = rate(len(specs), c)
-    assert all(r.arch_hash == s.arch_hash for r, s in zip(results, specs, strict=True))
+        results = [hashed.query(s.matrix, s.ops) for s in moved]
+    res["spec_hashed"] = rate(len(moved), c)
+    assert all(r.arch_hash == s.arch_hash for r, s in zip(results, moved, strict=True))
     with Clock() as c:
-        for s in specs:
-            table.query(s.matrix, s.ops)
-    res["spec_warm"] = rate(len(specs), c)
+        for s in moved:
+            hashed.query(s.matrix, s.ops)
+    res["spec_hashed_warm"] = rate(len(moved), c)
     clear_hash_cache()
     with Clock() as c:
         for s in specs:
@@ -271,17 +346,25 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
     with Clock() as c_conv:
         table = nb101.NB101Table.load(path)
     assert len(table) == n_archs, (len(table), n_archs)
-    cache_mb = nb101.cache_path_for(path).stat().st_size / 2**20
+    cache = nb101.cache_path_for(path)
+    cache_mb = cache.stat().st_size / 2**20
+    n_index = len(table._spec_keys)
     del table
 
+    padded, n_padded = padded_cache(cache, n_archs)
+    padded_mb = padded.stat().st_size / 2**20
     loads = fresh_load(path, tries=args.load_tries)
+    loads_padded = fresh_load(padded, tries=args.load_tries)
+    padded.unlink()
     assert all(x["source"].endswith(nb101.CACHE_SUFFIX) and x["n"] == n_archs for x in loads), loads
     load = (min(x["load_s"] for x in loads), min(x["load_cpu_s"] for x in loads))
+    load_padded = (min(x["load_s"] for x in loads_padded), min(x["load_cpu_s"] for x in loads_padded))
     rss = max(x["rss_mb"] for x in loads)
+    rss_padded = max(x["rss_mb"] for x in loads_padded)
     import_s = min(x["import_s"] for x in loads)
 
     table = nb101.NB101Table.load(path)
-    q = time_queries(table, written, specs, args.seed)
+    q = time_queries(table, cache, written, specs, args.seed)
 
     def secs(c: Clock | tuple[float, float], digits: int = 1) -> tuple[str, str]:
         wall, cpu = (c.wall, c.cpu) if isinstance(c, Clock) else c
@@ -294,6 +377,9 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
         return "/".join("PASS" if ok(x) else "FAIL" for x in v)
 
     conv = (c_conv.wall, c_conv.cpu)
+    n_stored, n_moved = q["n_specs"]
+    n_stored_ix, n_moved_ix = q["indexed"]
+    spec_cold = (min(q["spec_stored"][0], q["spec_moved"][0]), min(q["spec_stored"][1], q["spec_moved"][1]))
     hash_best = (max(q["batched"][0], q["contains"][0]), max(q["batched"][1], q["contains"][1]))
     rows: list[tuple[str, tuple[str, str], str, str]] = [
         ("real specs generated + hashed", secs(c_specs), "", ""),
@@ -304,11 +390,18 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
             f"<= {tg.convert_s:.0f} s",
             verdict(conv, lambda x: x <= tg.convert_s),
         ),
+        (f"  stored-spec index: {n_index:,} keys (vertex orders)", ("", ""), "", ""),
         (
             f"cache load, fresh process (best of {args.load_tries})",
             secs(load, 3),
             f"<= {tg.load_s} s",
             verdict(load, lambda x: x <= tg.load_s),
+        ),
+        (
+            f"  same, index padded to {n_padded:,} keys ({padded_mb:.0f} MB)",
+            secs(load_padded, 3),
+            f"<= {tg.load_s} s",
+            verdict(load_padded, lambda x: x <= tg.load_s),
         ),
         ("  (import bench.nb101, not in the above)", (f"{import_s:.3f} s", ""), "", ""),
         (
@@ -316,6 +409,12 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
             (f"{rss:.0f} MB", ""),
             f"<= {tg.rss_mb:.0f} MB",
             "PASS" if rss <= tg.rss_mb else "FAIL",
+        ),
+        (
+            "  same, index padded",
+            (f"{rss_padded:.0f} MB", ""),
+            f"<= {tg.rss_mb:.0f} MB",
+            "PASS" if rss_padded <= tg.rss_mb else "FAIL",
         ),
         ("hash lookups/s, batched (query_hashes)", per_s(q["batched"]), f">= {tg.hash_per_s:,.0f}", ""),
         ("hash lookups/s, single (`h in table`)", per_s(q["contains"]), "", ""),
@@ -327,12 +426,25 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
         ),
         ("query_hash/s, single (-> ArchResult)", per_s(q["query_hash"]), "", ""),
         (
-            f"spec lookups/s, cold ({len(specs):,} distinct specs)",
-            per_s(q["spec_cold"]),
-            f">= {tg.spec_per_s:,.0f}",
-            verdict(q["spec_cold"], lambda x: x >= tg.spec_per_s),
+            f"(a) spec lookups/s, stored vertex order ({n_stored:,})",
+            per_s(q["spec_stored"]),
+            "",
+            f"index: {n_stored_ix:,}",
         ),
-        ("spec lookups/s, warm (hash_spec LRU hit)", per_s(q["spec_warm"]), "", ""),
+        (
+            f"(b) spec lookups/s, other vertex order ({n_moved:,})",
+            per_s(q["spec_moved"]),
+            "",
+            f"index: {n_moved_ix:,}",
+        ),
+        (
+            "  spec lookups/s, cold: worse of (a), (b)",
+            per_s(spec_cold),
+            f">= {tg.spec_per_s:,.0f}",
+            verdict(spec_cold, lambda x: x >= tg.spec_per_s),
+        ),
+        ("(c) spec lookups/s, hash path, cold (b's specs)", per_s(q["spec_hashed"]), "", ""),
+        ("(c) spec lookups/s, hash path, warm (LRU hit)", per_s(q["spec_hashed_warm"]), "", ""),
         (
             "hash_spec alone, cold (us per spec)",
             tuple(f"{x:.1f} us" for x in q["hash_spec_us"]),  # type: ignore[misc]
@@ -346,14 +458,23 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
         print(f"{name:<46} {wall:>12} {cpu:>12}  {target:>12}  {result}")
     ok = (
         c_conv.wall <= tg.convert_s
-        and load[0] <= tg.load_s
-        and rss <= tg.rss_mb
+        and max(load[0], load_padded[0]) <= tg.load_s
+        and max(rss, rss_padded) <= tg.rss_mb
         and hash_best[0] >= tg.hash_per_s
-        and q["spec_cold"][0] >= tg.spec_per_s
+        and spec_cold[0] >= tg.spec_per_s
     )
     print(
-        f"\noverall (wall clock): {'PASS' if ok else 'FAIL'}. Timings on a shared machine are noisy; the cpu "
-        "column (this process's CPU time) is what an idle machine would show."
+        "\nSpec lookups: (a) queries the raw specs whose pruned form is the stored one, (b) the same specs "
+        "renumbered in another topological vertex order (pruned form differs from the stored one; "
+        f"{n_stored - n_moved:,} specs, e.g. chains, have no other order). Both are answered by the "
+        "stored-spec index, which holds every vertex order of every spec; the 'index:' column counts the "
+        "queries that took it. The spec target is judged on the worse of (a) and (b): every spec the "
+        "table holds. (c) is the hash path (~40 MD5 calls): what every spec query cost before the index, "
+        "and what a spec absent from the table (SpecNotInTableError) or a row failing the converter's "
+        "hash check still costs; warm = hash_spec's LRU memo hit. The padded rows load a copy of the "
+        "cache whose index has an official file's size (the synthetic file indexes only its real specs)."
+        f"\n\noverall (wall clock): {'PASS' if ok else 'FAIL'}. Timings on a shared machine are noisy; the "
+        "cpu column (this process's CPU time) is what an idle machine would show."
     )
     return ok
 
