@@ -346,6 +346,7 @@ class Trainer:
             self.plugin.on_epoch_start(epoch)
             lr = self.scheduler.get_last_lr()[0]
             train = self._train_epoch(epoch)
+            self.plugin.on_epoch_end(epoch)
             self.scheduler.step()
             valid = self._evaluate_oneshot()
             row = self._row(epoch, train, valid)

@@ -11,7 +11,10 @@ each hook below is a seam a variant can override without copying the rest:
   where SDARTS and MS-DARTS perturb the architecture.
 - `forward(x, weights)`: how the supernet is called (GDAS passes the sampled op per block).
 - `on_epoch_start(epoch)`: schedules (temperature, perturbation radius, ...).
+- `on_epoch_end(epoch)`: after the epoch's steps, before discretization (RSWS picks its incumbent).
 - `extra_state()` / `load_extra_state()`: anything beyond the alphas and torch optimizers.
+
+How to add an optimizer (one file plus its tests): docs/adding_an_optimizer.md.
 """
 
 from __future__ import annotations
@@ -79,6 +82,10 @@ class OneShotOptimizer:
     # ---- hooks ---------------------------------------------------------------------------------
     def on_epoch_start(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """After the epoch's search steps, before the trainer discretizes and measures the alphas."""
+        return None
 
     def arch_weights(self, alphas: Sequence[Tensor]) -> list[Tensor]:
         return row_softmax(alphas)

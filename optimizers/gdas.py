@@ -1,0 +1,83 @@
+"""GDAS (Dong & Yang, CVPR 2019): sample one op per choice block with hard Gumbel-softmax.
+
+As in the NAS-Bench-1Shot1 port: the op alphas go through `gumbel_softmax(hard=True)`, a
+straight-through one-hot, and only the selected op runs (the supernet's `op_choice`); the input and
+output alphas use the soft `gumbel_softmax(hard=False)` (the port found hard ones gave exploding
+gradients). The temperature falls linearly per epoch from tau_max = 10 at epoch 0 to tau_min = 1 at
+the last epoch (GDAS' schedule, tau_max - (tau_max - tau_min) * epoch / (epochs - 1)). Arch gradients
+are clipped to norm 5 before the Adam step.
+
+Sampling granularity (decision): like the reference port, which calls `gumbel_softmax` inside its
+per-cell loop, every cell draws its own Gumbel noise (`per_cell=true`, via the supernet's leading
+num_cells dimension); `--set per_cell=false` shares one sample among all cells.
+
+The weight step trains on a fresh sample (GDAS trains the weights on sampled architectures). One-shot
+evaluation and the Hessian use plain softmax(alpha), which is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bench.config import ConfigError
+from optimizers.base import OneShotOptimizer, SearchContext
+from optimizers.registry import register
+
+
+@dataclass
+class GdasHyperparameters:
+    tau_max: float = 10.0  # temperature at epoch 0
+    tau_min: float = 1.0  # temperature at the last epoch
+    arch_grad_clip: float = 5.0  # max norm of the arch gradient (all alphas together)
+    per_cell: bool = True  # independent Gumbel samples per cell, as the reference port
+
+    def __post_init__(self) -> None:
+        if not 0 < self.tau_min <= self.tau_max:
+            raise ConfigError(
+                f"--set tau_min={self.tau_min} tau_max={self.tau_max}: need 0 < tau_min <= tau_max"
+            )
+        if not self.arch_grad_clip > 0:
+            raise ConfigError(f"--set arch_grad_clip={self.arch_grad_clip}: must be > 0")
+
+
+def gdas_tau(tau_max: float, tau_min: float, epoch: int, epochs: int) -> float:
+    """Linear per-epoch schedule: tau_max at epoch 0, tau_min at epoch `epochs - 1`."""
+    return tau_max - (tau_max - tau_min) * epoch / max(epochs - 1, 1)
+
+
+@register("gdas")
+class Gdas(OneShotOptimizer):
+    reference_epochs = 100
+    Hyperparameters = GdasHyperparameters
+
+    def __init__(self, ctx: SearchContext, hp: GdasHyperparameters) -> None:
+        super().__init__(ctx, hp)
+        self.tau = hp.tau_max
+        # Models without cells (test doubles) get one sample shared by everything.
+        self.num_cells: int | None = getattr(ctx.model, "num_cells", None) if hp.per_cell else None
+
+    def on_epoch_start(self, epoch: int) -> None:
+        super().on_epoch_start(epoch)
+        self.tau = gdas_tau(self.hp.tau_max, self.hp.tau_min, epoch, self.ctx.epochs)
+
+    def arch_weights(self, alphas: Sequence[Tensor]) -> list[Tensor]:
+        """Hard (straight-through) Gumbel one-hots for the ops, soft Gumbel weights for the rest."""
+        out = []
+        for k, a in enumerate(alphas):
+            logits = a.expand(self.num_cells, *a.shape) if self.num_cells is not None else a
+            out.append(F.gumbel_softmax(logits, tau=self.tau, hard=k == 0, dim=-1))
+        return out
+
+    def forward(self, x: Tensor, weights: Sequence[Tensor]) -> Tensor:
+        """Runs only the op each (cell and) block sampled: the argmax of its one-hot op weights."""
+        return self.ctx.model(x, weights, op_choice=weights[0].detach().argmax(-1))
+
+    def apply_arch_grads(self, grads: Sequence[Tensor]) -> None:
+        for a, g in zip(self.ctx.alphas, grads, strict=True):
+            a.grad = g
+        nn.utils.clip_grad_norm_(self.ctx.alphas, self.hp.arch_grad_clip)
+        self.ctx.a_optim.step()

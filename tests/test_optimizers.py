@@ -1,0 +1,350 @@
+"""Every registered optimizer: the interface, two steps per space, the trainer, the CLI; GDAS, PC-DARTS, RSWS.
+
+The perturbation-based optimizers (SDARTS-RS/ADV, MS-DARTS) have their own file, test_perturbation.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench import results
+from bench import run as cli
+from bench.config import RunConfig, field_annotations, parse_value
+from bench.graph import hash_spec
+from bench.spaces import SearchSpace
+from bench.supernet import MixedOp, Supernet, channel_shuffle
+from bench.trainer import Trainer
+from optimizers import OneShotOptimizer, SearchContext, available, build_hyperparameters, get_optimizer
+from optimizers.gdas import gdas_tau
+from tests.test_cli import fixture_cli  # noqa: F401  (the CLI with the fixture table and toy data)
+
+EXPECTED = {"darts", "pcdarts", "gdas", "sdarts-rs", "sdarts-adv", "msdarts", "rsws"}
+# Small settings for the slow parts of some plug-ins; the defaults are checked separately.
+FAST = {"rsws": {"eval_archs": 4}, "sdarts-adv": {"steps": 2}}
+
+
+def make_optimizer(name: str, space: int = 1, epochs: int = 10, seed: int = 0, **hp) -> OneShotOptimizer:
+    """A plug-in on a tiny supernet built as the trainer builds it (with its supernet_kwargs)."""
+    torch.manual_seed(seed)
+    sp = SearchSpace(space)
+    cls = get_optimizer(name)
+    params = build_hyperparameters(cls, {**FAST.get(name, {}), **hp})
+    model = Supernet(
+        sp, init_channels=4, num_classes=10, in_channels=1, cells_per_stack=1, **cls.supernet_kwargs(params)
+    )
+    alphas = sp.init_alphas(torch.Generator().manual_seed(seed))
+    weights = list(model.parameters())
+    w_optim = torch.optim.SGD(weights, lr=0.05, momentum=0.9, weight_decay=3e-4)
+    a_optim = torch.optim.Adam(alphas, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    return cls(SearchContext(model, sp, alphas, w_optim, a_optim, 5.0, epochs, weights), params)
+
+
+def batch(seed: int, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def snapshot(tensors) -> list[torch.Tensor]:
+    return [t.detach().clone() for t in tensors]
+
+
+def same(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+# ---- the interface -------------------------------------------------------------------------------
+def test_all_competitors_registered() -> None:
+    assert EXPECTED <= set(available())
+
+
+@pytest.mark.parametrize("name", available())
+def test_interface(name: str) -> None:
+    cls = get_optimizer(name)
+    assert issubclass(cls, OneShotOptimizer) and cls.name == name
+    assert isinstance(cls.reference_epochs, int) and cls.reference_epochs > 0
+    assert dataclasses.is_dataclass(cls.Hyperparameters)
+    defaults = cls.Hyperparameters()  # every field has a default
+    for key, annotation in field_annotations(cls.Hyperparameters).items():
+        value = getattr(defaults, key)
+        kinds = {k.strip() for k in annotation.split("|")}
+        assert kinds <= {"bool", "int", "float", "str", "None"}, f"{name}.{key}: {annotation} not settable"
+        # What `--set key=<default>` parses to is the default itself.
+        assert parse_value(key, str(value), annotation) == value
+    assert isinstance(cls.supernet_kwargs(defaults), dict)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_reference_epochs(name: str) -> None:
+    expected = {"darts": 50, "pcdarts": 100, "gdas": 100, "sdarts-rs": 100, "sdarts-adv": 100,
+                "msdarts": 80, "rsws": 50}  # fmt: skip
+    assert get_optimizer(name).reference_epochs == expected[name]
+
+
+@pytest.mark.parametrize("space", [1, 2, 3])
+@pytest.mark.parametrize("name", available())
+def test_two_steps_each_space(name: str, space: int) -> None:
+    opt = make_optimizer(name, space)
+    ctx = opt.ctx
+    a0, w0 = snapshot(ctx.alphas), snapshot(ctx.weight_params)
+    opt.on_epoch_start(3)
+    for i in range(2):
+        stats = opt.step(batch(i), batch(100 + i))
+        assert stats.n == 8 and torch.isfinite(torch.tensor(stats.loss))
+    assert not same(w0, ctx.weight_params)
+    if name == "rsws":
+        assert same(a0, ctx.alphas)  # RSWS learns no alphas; its incumbent comes at the epoch's end
+    else:
+        assert all(not torch.equal(a, b) for a, b in zip(a0, ctx.alphas, strict=True))
+    opt.on_epoch_end(3)
+    if name == "rsws":
+        assert not same(a0, ctx.alphas)
+    matrix, ops = ctx.space.discretize(ctx.alphas)
+    assert len(hash_spec(matrix, ops)) == 32
+    assert all(torch.isfinite(w).all() for w in opt.eval_weights(ctx.alphas))
+
+
+def tiny_config(name: str, **kw) -> RunConfig:
+    base = dict(optimizer=name, space=1, epochs=1, batch_size=16, init_channels=4, cells_per_stack=1,
+                hessian=False, device="cpu", optimizer_params=dict(FAST.get(name, {})))  # fmt: skip
+    base.update(kw)
+    return RunConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", available())
+def test_trainer_one_epoch(name: str, tmp_path, fixture_table, toy_data) -> None:
+    outcome = Trainer(tiny_config(name), tmp_path, fixture_table, toy_data).run()
+    assert outcome.state == "complete" and outcome.epochs == 1
+    row = outcome.last_row
+    assert row is not None and row["optimizer"] == name and len(row["arch_hash"]) == 32
+    assert 0.0 <= row["oneshot_valid_acc"] <= 1.0 and 0.0 <= row["oneshot_train_acc"] <= 1.0
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", ["gdas", "msdarts", "rsws"])  # schedules, RNG use, incumbent
+def test_resume_gives_identical_rows(name: str, tmp_path, fixture_table, toy_data) -> None:
+    """Plug-in state (schedules, RSWS' incumbent) survives a restart: same rows and alphas."""
+    cfg = tiny_config(name, epochs=2, batch_size=32)
+    Trainer(cfg, tmp_path / "full", fixture_table, toy_data).run()
+
+    def stop(row: dict) -> None:
+        raise _Stop
+
+    with pytest.raises(_Stop):
+        Trainer(cfg, tmp_path / "cut", fixture_table, toy_data).run(on_epoch=stop)
+    Trainer(cfg, tmp_path / "cut", fixture_table, toy_data).run()
+    frames = [
+        pd.read_csv(tmp_path / d / results.EPOCHS_CSV, dtype={"arch_hash": str}).drop(
+            columns=list(results.TIMING_COLUMNS)
+        )
+        for d in ("full", "cut")
+    ]
+    assert len(frames[0]) == 2
+    pd.testing.assert_frame_equal(*frames)
+    _, a_full = results.read_alphas(tmp_path / "full" / results.ALPHAS_NPZ)
+    _, a_cut = results.read_alphas(tmp_path / "cut" / results.ALPHAS_NPZ)
+    assert all((a_full[k] == a_cut[k]).all() for k in a_full)
+
+
+@pytest.mark.usefixtures("fixture_cli")
+@pytest.mark.parametrize("name", available())
+def test_cli_end_to_end(name: str, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    sets = [f"{k}={v}" for k, v in FAST.get(name, {}).items()]
+    argv = ["--optimizer", name, "--epochs", "1", "--benchmark", "digits", "--out", str(out), "--no-progress",
+            "--set", "batch_size=16", "--set", "init_channels=4", "--set", "cells_per_stack=1",
+            "--set", "hessian=false", *[a for s in sets for a in ("--set", s)]]  # fmt: skip
+    assert cli.main(argv) == 0
+    (run,) = results.find_runs(out)
+    record = json.loads((run / results.CONFIG_JSON).read_text())
+    hp = dataclasses.asdict(build_hyperparameters(get_optimizer(name), FAST.get(name, {})))
+    assert record["optimizer_hyperparameters"] == hp
+    assert record["config"]["optimizer"] == name
+    assert len(results.load_results(out)) == 1
+
+
+# ---- GDAS ----------------------------------------------------------------------------------------
+def count_op_calls(model: Supernet) -> tuple[dict[tuple[int, int], int], list]:
+    """Per (cell, block): how many of the mixed op's candidate ops ran (via forward hooks)."""
+    calls: dict[tuple[int, int], int] = {}
+    handles = []
+    for c, cell in enumerate(model.cells):
+        for b, block in enumerate(cell.blocks):
+            calls[(c, b)] = 0
+            for op in block.ops:
+
+                def hook(*_, key=(c, b)) -> None:
+                    calls[key] += 1
+
+                handles.append(op.register_forward_hook(hook))
+    return calls, handles
+
+
+def test_gdas_runs_exactly_one_op_per_block() -> None:
+    opt = make_optimizer("gdas")
+    calls, handles = count_op_calls(opt.ctx.model)
+    try:
+        weights = opt.arch_weights(opt.ctx.alphas)
+        opt.forward(batch(0)[0], weights)
+        assert set(calls.values()) == {1}
+        for v in calls:
+            calls[v] = 0
+        opt.step(batch(1), batch(2))  # arch step + weight step: one op per block in each
+        assert set(calls.values()) == {2}
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_gdas_weights_hard_ops_soft_rest_per_cell() -> None:
+    opt = make_optimizer("gdas")
+    n = opt.ctx.model.num_cells
+    torch.manual_seed(1)
+    w = opt.arch_weights(opt.ctx.alphas)
+    assert w[0].shape == (n, 4, 3) and all(t.shape[0] == n for t in w)
+    hard = w[0].detach()
+    assert torch.allclose(hard, F.one_hot(hard.argmax(-1), 3).float())  # straight-through one-hots
+    for soft in w[1:]:
+        assert torch.allclose(soft.detach().sum(-1), torch.ones(soft.shape[:-1]))
+        assert ((soft > 0) & (soft < 1)).all()  # soft Gumbel: no hard zeros or ones
+        assert not torch.allclose(soft[0], soft[1])  # an independent draw per cell
+    # Straight-through: gradient reaches the op alphas although the forward value is one-hot.
+    loss = F.cross_entropy(opt.forward(batch(0)[0], w), batch(0)[1])
+    grads = torch.autograd.grad(loss, opt.ctx.alphas)
+    assert all(g.abs().sum() > 0 for g in grads)
+    shared = make_optimizer("gdas", per_cell=False)
+    assert shared.arch_weights(shared.ctx.alphas)[0].shape == (4, 3)
+
+
+def test_gdas_tau_schedule() -> None:
+    assert gdas_tau(10, 1, 0, 100) == 10 and gdas_tau(10, 1, 99, 100) == 1
+    assert gdas_tau(10, 1, 1, 4) == pytest.approx(7.0)
+    opt = make_optimizer("gdas", epochs=5)
+    assert opt.tau == 10
+    opt.on_epoch_start(4)
+    assert opt.tau == pytest.approx(1.0)
+    opt.on_epoch_start(2)
+    assert opt.tau == pytest.approx(5.5)
+
+
+def test_gdas_clips_arch_gradient_and_evaluates_with_softmax() -> None:
+    opt = make_optimizer("gdas")
+    huge = [torch.full_like(a, 100.0) for a in opt.ctx.alphas]
+    opt.apply_arch_grads(huge)
+    norm = torch.cat([a.grad.flatten() for a in opt.ctx.alphas]).norm()
+    assert norm == pytest.approx(5.0, rel=1e-4)
+    ev = opt.eval_weights(opt.ctx.alphas)
+    assert all(torch.equal(e, F.softmax(a, -1)) for e, a in zip(ev, opt.ctx.alphas, strict=True))
+
+
+def test_gdas_weight_step_trains_on_a_fresh_sample() -> None:
+    opt = make_optimizer("gdas")
+    seen = []
+    model_forward = opt.ctx.model.forward
+
+    def spy(x, weights, op_choice=None):
+        seen.append(([w.detach().clone() for w in weights], op_choice, torch.is_grad_enabled()))
+        return model_forward(x, weights, op_choice)
+
+    opt.ctx.model.forward = spy
+    opt.step(batch(1), batch(2))
+    (arch_w, arch_choice, _), (train_w, train_choice, _) = seen
+    assert arch_choice is not None and train_choice is not None
+    assert torch.equal(train_choice, train_w[0].argmax(-1))
+    assert not same(arch_w[1:], train_w[1:])  # a new Gumbel draw, not the arch step's
+
+
+# ---- PC-DARTS ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [4, 2])
+def test_pcdarts_turns_on_partial_channels(k: int) -> None:
+    opt = make_optimizer("pcdarts", k=k)
+    model = opt.ctx.model
+    assert model.partial_channels == k
+    block: MixedOp = model.cells[0].blocks[0]
+    c = model.cells[0].channels
+    assert block.op_channels == c // k
+    seen = []
+    handle = block.ops[1].register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape[1]))
+    try:
+        opt.step(batch(1), batch(2))
+    finally:
+        handle.remove()
+    assert seen and set(seen) == {c // k}  # only 1/K of the channels reach the ops
+    # Output = channel_shuffle(cat(mixed op on the first C/K channels, the untouched rest), K).
+    x = torch.randn(2, c, 8, 8)
+    w = [t.detach() for t in opt.arch_weights(opt.ctx.alphas)][0][0]
+    model.eval()
+    with torch.no_grad():
+        got = block(x, tuple(w.unbind(0)))
+        xa = x[:, : c // k]
+        mixed = sum(w[o] * block.ops[o](xa) for o in range(3))
+        expected = channel_shuffle(torch.cat([mixed, x[:, c // k :]], dim=1), k)
+    assert got.shape == x.shape and torch.allclose(got, expected, atol=1e-6)
+
+
+def test_pcdarts_default_k_and_darts_has_none() -> None:
+    cls = get_optimizer("pcdarts")
+    assert cls.supernet_kwargs(cls.Hyperparameters()) == {"partial_channels": 4}
+    darts = get_optimizer("darts")
+    assert darts.supernet_kwargs(darts.Hyperparameters()) == {}
+
+
+# ---- RSWS ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("space", [1, 3])
+def test_rsws_trains_on_random_discrete_architectures(space: int) -> None:
+    opt = make_optimizer("rsws", space)
+    sp = opt.ctx.space
+    seen = []
+    model_forward = opt.ctx.model.forward
+
+    def spy(x, weights, op_choice=None):
+        seen.append(([w.clone() for w in weights], op_choice))
+        return model_forward(x, weights, op_choice)
+
+    opt.ctx.model.forward = spy
+    a0 = snapshot(opt.ctx.alphas)
+    for i in range(3):
+        opt.step(batch(i), batch(10 + i))
+    assert same(a0, opt.ctx.alphas) and all(a.grad is None for a in opt.ctx.alphas)
+    assert len(seen) == 3  # no arch forward: only the weight steps ran the model
+    for weights, choice in seen:
+        assert torch.equal(choice, weights[0].argmax(-1))
+        assert torch.equal(weights[0].sum(-1), torch.ones(sp.num_blocks))  # one-hot ops
+        for (name, _), w in zip(sp.alpha_shapes().items(), weights, strict=True):
+            assert set(w.unique().tolist()) <= {0.0, 1.0}
+            if name != "ops":  # exactly as many parents as the node has
+                node = sp.output_node if name == "output" else int(name.split("_")[1])
+                assert w.sum() == sp.num_parents[node - 1]
+    assert len({tuple(torch.cat([w.flatten() for w in ws]).tolist()) for ws, _ in seen}) > 1
+
+
+def test_rsws_incumbent_is_the_best_scored_candidate() -> None:
+    opt = make_optimizer("rsws", eval_archs=6, eval_batches=2)
+    for i in range(3):
+        opt.step(batch(i), batch(10 + i))
+    assert len(opt._val_batches) == 2
+    opt.on_epoch_end(0)
+    scores = opt.last_scores
+    assert len(scores) == 6
+    best = min(s for _, s in scores)  # (error, loss) order
+    assert opt.incumbent is not None and dict(scores)[opt.incumbent] == best
+    assert same(opt.ctx.alphas, opt.architecture_weights(opt.incumbent))
+    assert opt.score(opt.incumbent) == best  # scoring is deterministic (eval mode, same batches)
+    assert hash_spec(*opt.ctx.space.discretize(opt.ctx.alphas)) == hash_spec(*opt.spec(opt.incumbent))
+    assert same(opt.eval_weights(opt.ctx.alphas), opt.ctx.alphas)
+
+
+def test_rsws_keeps_alphas_without_steps() -> None:
+    opt = make_optimizer("rsws")
+    a0 = snapshot(opt.ctx.alphas)
+    opt.on_epoch_end(0)
+    assert same(a0, opt.ctx.alphas) and opt.incumbent is None
