@@ -1,0 +1,282 @@
+"""Benchmark of bench.hessian against the reference's row-by-row Hessian on the real supernet.
+
+    python -m bench.perf hessian [--spaces 1,2,3] [--batch 96] [--device auto] [--methods reference,lanczos]
+
+Each (space, method) runs in a fresh interpreter, so the peak RSS (`ru_maxrss`) is that method's own;
+on CUDA the peak allocated GPU memory is measured too. Same seed, same supernet weights, same alphas
+(`space.init_alphas`, 1e-3·randn) and the same SYNTHETIC random 3×32×32 batch with random labels for
+every method: the numbers measure cost and agreement, not any real model's curvature.
+
+Methods:
+  reference        the reference's procedure: weights requiring grad as during search, one create_graph
+                   gradient, then one `autograd.grad(g[i], alphas, retain_graph=True)` per row, and
+                   `numpy.linalg.eigvals` (max real part)
+  lanczos          `supernet_eigenvalue` as the trainer calls it (Lanczos on reverse-mode HVPs)
+  lanczos-forward  the same with forward-over-reverse HVPs (the alternative the default was picked over)
+  exact            `supernet_eigenvalue(method="exact")`: the row-by-row matrix under measurement_mode
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+METHODS = ("reference", "lanczos", "lanczos-forward", "exact")
+ARCH_WEIGHT_DECAY = 1e-3  # the search protocol's arch wd (reference default)
+NUM_CLASSES = 10
+
+
+class BenchUsageError(ValueError):
+    """A command-line value the benchmark cannot use."""
+
+
+@dataclass(frozen=True)
+class Targets:
+    speedup: float = 3.0  # reference time / ours
+    memory_ratio: float = 0.5  # our peak / reference peak
+    rel_diff: float = 1e-4
+
+
+# ---- worker: one (space, method) in its own process ----------------------------------------------
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _maxrss_mb() -> float:
+    # Linux reports kilobytes (macOS bytes; this harness targets Linux).
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reference_eigenvalue(model, alphas, batch, arch_weight_decay: float) -> tuple[float, int]:  # noqa: ANN001
+    """The reference procedure, written out independently of bench.hessian: (max eigenvalue, rows)."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    x, y = batch
+    model.train()
+    leaves = [a.detach().requires_grad_(True) for a in alphas]
+    logits = model(x, [a.softmax(dim=-1) for a in leaves])
+    loss = F.cross_entropy(logits, y) + 0.5 * arch_weight_decay * sum((a * a).sum() for a in leaves)
+    grads = torch.autograd.grad(loss, leaves, create_graph=True)
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    rows = []
+    for i in range(flat.numel()):
+        row = torch.autograd.grad(flat[i], leaves, retain_graph=True)
+        rows.append(torch.cat([r.reshape(-1) for r in row]).detach().cpu().double().numpy())
+    hessian = np.stack(rows)
+    return float(np.max(np.linalg.eigvals(hessian).real)), len(rows)
+
+
+def worker(
+    space_number: int, method: str, batch_size: int, device_name: str, seed: int, channels: int
+) -> dict:
+    """Build everything, warm up, then time one eigenvalue; returns the measurements."""
+    import torch
+
+    from bench.hessian import supernet_eigenvalue_info
+    from bench.spaces import SearchSpace
+    from bench.supernet import Supernet
+
+    device = torch.device(device_name)
+    space = SearchSpace(space_number)
+    torch.manual_seed(seed)
+    model = Supernet(space, init_channels=channels, num_classes=NUM_CLASSES).to(device)
+    gen = torch.Generator().manual_seed(seed)
+    alphas = [a.to(device) for a in space.init_alphas(generator=gen)]
+    x = torch.randn(batch_size, 3, 32, 32, generator=gen).to(device)  # SYNTHETIC inputs and labels
+    y = torch.randint(0, NUM_CLASSES, (batch_size,), generator=gen).to(device)
+
+    def mixing(al):  # noqa: ANN001, ANN202
+        return [a.softmax(dim=-1) for a in al]
+
+    with torch.no_grad():  # lazy kernel set-up outside the timings, same for every method
+        model(x, mixing(alphas))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    setup_rss = _maxrss_mb()
+    wall0, cpu0 = time.perf_counter(), _cpu_seconds()
+    if method == "reference":
+        eig, hvps = reference_eigenvalue(model, alphas, (x, y), ARCH_WEIGHT_DECAY)
+    else:
+        kwargs = {"exact": {"method": "exact"}, "lanczos-forward": {"hvp": "forward"}}.get(method, {})
+        info = supernet_eigenvalue_info(model, alphas, mixing, (x, y), ARCH_WEIGHT_DECAY, **kwargs)
+        eig, hvps = info.eigenvalue, info.num_hvps
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    wall, cpu = time.perf_counter() - wall0, _cpu_seconds() - cpu0
+    return {
+        "space": space_number,
+        "method": method,
+        "eigenvalue": eig,
+        "hvps": hvps,
+        "dim": space.num_alphas,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "peak_rss_mb": _maxrss_mb(),
+        "setup_rss_mb": setup_rss,
+        "cuda_peak_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _run_worker(space: int, method: str, args: argparse.Namespace) -> dict:
+    import bench
+
+    env = dict(os.environ)
+    root = str(Path(bench.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    cmd = [
+        sys.executable, "-m", "bench.perf.hessian", "--worker", "--spaces", str(space), "--methods", method,
+        "--batch", str(args.batch), "--device", args.device, "--seed", str(args.seed),
+        "--init-channels", str(args.init_channels),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        return {"space": space, "method": method, "error": f"exit {proc.returncode}: {tail}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---- driver --------------------------------------------------------------------------------------
+def _parse_list(text: str, what: str, allowed: Sequence[str]) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed]
+    if not items or bad:
+        raise BenchUsageError(f"--{what} {text!r}: choose from {', '.join(allowed)} (comma-separated)")
+    return items
+
+
+def _resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchUsageError(f"--device {name}: CUDA is not available here; use --device cpu or auto")
+    try:
+        torch.device(name)
+    except RuntimeError:
+        raise BenchUsageError(f"--device {name!r}: unknown device; use auto, cpu, cuda or cuda:N") from None
+    return name
+
+
+def _report(results: list[dict], args: argparse.Namespace, targets: Targets) -> bool:
+    cuda = args.device.startswith("cuda")
+    header = (
+        f"{'space':>5} {'method':<16} {'eigenvalue':>14} {'HVPs':>6} {'wall s':>8} {'cpu s':>8} "
+        f"{'peak RSS MB':>12} {'(setup)':>8}" + (f" {'GPU peak MB':>12}" if cuda else "")
+    )
+    print("\n" + header + "\n" + "-" * len(header))
+    for r in results:
+        if "error" in r:
+            print(f"{r['space']:>5} {r['method']:<16} FAILED: {r['error']}")
+            continue
+        line = (
+            f"{r['space']:>5} {r['method']:<16} {r['eigenvalue']:>14.8g} {r['hvps']:>3}/{r['dim']:<2} "
+            f"{r['wall_s']:>8.1f} {r['cpu_s']:>8.1f} {r['peak_rss_mb']:>12.0f} {r['setup_rss_mb']:>8.0f}"
+        )
+        print(line + (f" {r['cuda_peak_mb']:>12.0f}" if cuda else ""))
+
+    print(
+        f"\ntargets vs reference: >= {targets.speedup:g}x faster (wall), <= {targets.memory_ratio:g}x peak "
+        f"memory ({'GPU' if cuda else 'RSS'}), relative eigenvalue difference <= {targets.rel_diff:g}"
+    )
+    ok_all = True
+    for space in args.space_list:
+        ref = next((r for r in results if r["space"] == space and r["method"] == "reference"), None)
+        for r in results:
+            if r["space"] != space or r["method"] == "reference":
+                continue
+            if ref is None or "error" in ref or "error" in r:
+                print(f"space {space} {r['method']}: no comparison (a run failed or no reference)")
+                ok_all = False
+                continue
+            rel = abs(r["eigenvalue"] - ref["eigenvalue"]) / max(abs(ref["eigenvalue"]), 1e-30)
+            speed = ref["wall_s"] / r["wall_s"]
+            speed_cpu = ref["cpu_s"] / r["cpu_s"]
+            mem_key = "cuda_peak_mb" if cuda else "peak_rss_mb"
+            mem = r[mem_key] / ref[mem_key]
+            mem_above = (r["peak_rss_mb"] - r["setup_rss_mb"]) / max(
+                ref["peak_rss_mb"] - ref["setup_rss_mb"], 1
+            )
+            verdicts = (
+                speed >= targets.speedup,
+                mem <= targets.memory_ratio,
+                rel <= targets.rel_diff,
+            )
+            ok_all &= all(verdicts)
+            pf = ["PASS" if v else "FAIL" for v in verdicts]
+            print(
+                f"space {space} {r['method']}: speed x{speed:.2f} (cpu x{speed_cpu:.2f}) {pf[0]} | "
+                f"memory x{mem:.2f} (above set-up x{mem_above:.2f}) {pf[1]} | rel diff {rel:.2e} {pf[2]}"
+            )
+    print(
+        f"\noverall: {'PASS' if ok_all else 'FAIL'}. Timings on a shared machine are noisy; the cpu column "
+        "(each worker's own CPU time) is steadier than wall clock."
+    )
+    return ok_all
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.perf hessian", description=__doc__.splitlines()[0])
+    parser.add_argument("--spaces", default="1,2,3", help="search spaces, e.g. 1,2,3")
+    parser.add_argument("--batch", type=int, default=96, help="validation batch size (default 96)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--methods", default="reference,lanczos", help=f"comma-separated: {', '.join(METHODS)}"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init-channels", type=int, default=16, help="supernet channels C (default 16)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per worker (default: torch's)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    prog = "python -m bench.perf hessian"
+    try:
+        args.space_list = [int(s) for s in _parse_list(args.spaces, "spaces", ("1", "2", "3"))]
+        methods = _parse_list(args.methods, "methods", METHODS)
+        if min(args.batch, args.init_channels) < 1 or args.threads < 0:
+            raise BenchUsageError("--batch and --init-channels must be >= 1 and --threads >= 0")
+        args.device = _resolve_device(args.device)
+    except BenchUsageError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    if args.worker:
+        out = worker(args.space_list[0], methods[0], args.batch, args.device, args.seed, args.init_channels)
+        print(json.dumps(out))
+        return 0
+
+    if "reference" in methods:  # the baseline first, so each space's comparison prints with its numbers
+        methods = ["reference"] + [m for m in methods if m != "reference"]
+    print(
+        f"Hessian eigenvalue benchmark: spaces {args.spaces}, batch {args.batch}, device {args.device}, "
+        f"C={args.init_channels}, seed {args.seed}; SYNTHETIC random 3x32x32 batch and labels, alphas "
+        "at initialization. Each run in a fresh process.",
+        flush=True,
+    )
+    results = []
+    for space in args.space_list:
+        for method in methods:
+            r = _run_worker(space, method, args)
+            results.append(r)
+            done = r.get("error") or f"{r['wall_s']:.1f} s wall, eigenvalue {r['eigenvalue']:.8g}"
+            print(f"  space {space} {method}: {done}", flush=True)
+    ok = _report(results, args, Targets())
+    return 1 if args.strict and not ok else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
