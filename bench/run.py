@@ -159,6 +159,12 @@ def build_requests(args: argparse.Namespace, benchmark: str) -> list[RunRequest]
             raise UsageError(str(exc)) from None
         cfg.optimizer_params = {k: getattr(hp, k) for k in opt_params}
         _validate(cfg)
+        partial = opt_classes[opt_name].supernet_kwargs(hp).get("partial_channels", 1)
+        if cfg.init_channels % partial:
+            raise UsageError(
+                f"{opt_name}: init_channels={cfg.init_channels} is not divisible by its partial-channel "
+                f"factor {partial}; set init_channels to a multiple of {partial} or change k"
+            )
         applicable = {k: v for k, v in overrides.items() if k in config_annotations or k in opt_fields}
         tag = results.make_tag(args.preset, applicable)
         for seed in seeds:

@@ -63,6 +63,7 @@ BAD_INPUTS = [
     (["--optimizer", "darts", "--set", "unrolled=maybe"], "expected true or false"),
     (["--optimizer", "darts", "--set", "batch_size=0"], "at least 1"),
     (["--optimizer", "darts", "--set", "seed=3"], "--seed"),
+    (["--optimizer", "pcdarts", "--set", "init_channels=6"], "not divisible"),
 ]
 
 
