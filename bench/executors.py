@@ -53,11 +53,7 @@ def load_data(cfg: RunConfig, paths: Any) -> Any:
 
 def factories(benchmark: str, paths: Any) -> tuple[TableFactory, DataFactory]:
     """Picklable factories for the real benchmark, for workers in other processes or machines."""
-    return functools.partial(open_table, benchmark, paths), functools.partial(_load_data_for, paths=paths)
-
-
-def _load_data_for(cfg: RunConfig, paths: Any) -> Any:
-    return load_data(cfg, paths)
+    return functools.partial(open_table, benchmark, paths), functools.partial(load_data, paths=paths)
 
 
 # ---- one run -------------------------------------------------------------------------------------

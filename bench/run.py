@@ -278,7 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results", help="results root (default: results/)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--data-dir", type=Path, default=None, help="where bench.data put NB-101 and CIFAR-10")
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (joblib)")
+    p.add_argument(
+        "--jobs",
+        default="auto",
+        help="runs in parallel processes (joblib); auto: one per CPU core on CPU (each single-threaded), "
+        "one per GPU on CUDA",
+    )
     p.add_argument(
         "--dask", metavar="ADDRESS", default=None, help="run on a Dask cluster, e.g. tcp://host:8786"
     )
@@ -298,11 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.trainer import DeviceError, resolve_device
 
     try:
-        if args.jobs < 1:
-            raise UsageError(f"--jobs {args.jobs}: must be at least 1")
-        resolve_device(args.device)
+        device = resolve_device(args.device)
         benchmark, paths = resolve_benchmark(args.benchmark, args.data_dir)
         requests = build_requests(args, benchmark)
+        args.jobs = resolve_jobs(args.jobs, device, len(requests))
         _check_writable(Path(args.out))
         if not args.force:
             for req in requests:
@@ -343,6 +347,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     for o in failed:
         print(f"FAILED {_short(o.run_dir, Path(args.out))}: {o.reason}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def resolve_jobs(text: str | int, device: Any, n_runs: int) -> int:
+    """`auto`: independent runs scale better than threads on small CPU models (and 2 intra-op threads
+    on a busy CPU spin-wait badly), so one single-threaded process per core; one run per GPU on CUDA."""
+    import os
+
+    import torch
+
+    if str(text) == "auto":
+        if device.type == "cuda":
+            return max(1, min(n_runs, torch.cuda.device_count()))
+        return max(1, min(n_runs, os.cpu_count() or 1))
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise UsageError(f"--jobs {text}: expected a positive int or auto") from None
+    if jobs < 1:
+        raise UsageError(f"--jobs {jobs}: must be at least 1")
+    return jobs
 
 
 def _same(obj: Any) -> Any:

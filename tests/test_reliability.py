@@ -136,6 +136,16 @@ def test_ctrl_c_keeps_last_epoch_and_resumes(tmp_path, monkeypatch, capsys) -> N
     assert comparable(run)["epoch"].tolist() == [0, 1]
 
 
+def test_parallel_jobs_equal_serial(tmp_path) -> None:
+    argv = ["--optimizer", "darts", "--seeds", "0-3", "--epochs", "1", *TINY]
+    assert fixture_main([*argv, "--out", str(tmp_path / "serial"), "--jobs", "1"]) == 0
+    assert fixture_main([*argv, "--out", str(tmp_path / "parallel"), "--jobs", "2"]) == 0
+    serial, parallel = results.find_runs(tmp_path / "serial"), results.find_runs(tmp_path / "parallel")
+    assert len(serial) == len(parallel) == 4
+    for a, b in zip(serial, parallel, strict=True):
+        pd.testing.assert_frame_equal(comparable(a), comparable(b))
+
+
 def test_jobs_must_be_positive(tmp_path, capsys) -> None:
     assert cli.main(["--optimizer", "darts", "--jobs", "0", "--out", str(tmp_path)]) == 2
     assert "--jobs" in capsys.readouterr().err
