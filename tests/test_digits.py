@@ -305,6 +305,15 @@ def test_best_test_error_only_when_complete(bench_factory, tmp_path: Path) -> No
     assert fresh.best_test_error(1) == pytest.approx(best)
 
 
+def test_invalid_spec_raises_before_training(bench_factory, counter: Counter) -> None:
+    from bench.graph import InvalidSpecError
+
+    disconnected = ([[0, 1, 0], [0, 0, 0], [0, 0, 0]], ["input", C3, "output"])
+    with pytest.raises(InvalidSpecError):
+        bench_factory().query(*disconnected)
+    assert not counter.calls
+
+
 def test_corrupt_cache_raises_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "digits.sqlite"
     bad.write_bytes(b"this is not a database" * 100)
