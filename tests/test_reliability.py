@@ -149,3 +149,21 @@ def test_parallel_jobs_equal_serial(tmp_path) -> None:
 def test_jobs_must_be_positive(tmp_path, capsys) -> None:
     assert cli.main(["--optimizer", "darts", "--jobs", "0", "--out", str(tmp_path)]) == 2
     assert "--jobs" in capsys.readouterr().err
+
+
+def test_dask_local_cluster(tmp_path, monkeypatch) -> None:
+    """Each run as a task on a Dask cluster (workers on 127.0.0.1) writes the same files as a local run."""
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    argv = ["--optimizer", "darts", "--seeds", "0-1", "--epochs", "1", *TINY]
+    assert fixture_main([*argv, "--out", str(tmp_path / "local"), "--jobs", "1"]) == 0
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        assert (
+            fixture_main([*argv, "--out", str(tmp_path / "dask"), "--dask", cluster.scheduler_address]) == 0
+        )
+    local, remote = results.find_runs(tmp_path / "local"), results.find_runs(tmp_path / "dask")
+    assert len(remote) == 2
+    for a, b in zip(local, remote, strict=True):
+        pd.testing.assert_frame_equal(comparable(a), comparable(b))
