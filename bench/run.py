@@ -13,6 +13,7 @@ import argparse
 import functools
 import itertools
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -327,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     executors.spread_over_gpus(requests)
     progress = not args.no_progress
+    # A scheduler's TERM is handled like Ctrl-C: runs keep their last epoch and the worker pool is
+    # shut down with the parent instead of being left running as orphans.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with logging_redirect_tqdm():
             if args.dask:
@@ -367,6 +371,10 @@ def resolve_jobs(text: str | int, device: Any, n_runs: int) -> int:
     if jobs < 1:
         raise UsageError(f"--jobs {jobs}: must be at least 1")
     return jobs
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _same(obj: Any) -> Any:
