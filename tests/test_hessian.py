@@ -353,3 +353,15 @@ def test_perf_smoke(capsys) -> None:
     assert perf.main(argv) == 0
     out = capsys.readouterr().out
     assert "space 1 lanczos:" in out and "rel diff" in out and "FAILED" not in out
+
+
+def test_supernet_eigenvalue_float64_copy(tiny) -> None:
+    model, alphas, batch = tiny
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    f32 = supernet_eigenvalue(model, alphas, softmax_rows, batch, 1e-3)
+    f64 = supernet_eigenvalue(model, alphas, softmax_rows, batch, 1e-3, dtype=torch.float64)
+    assert rel(f64, f32) <= 1e-3  # same quantity, less rounding
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    with pytest.raises(HessianArgumentError, match="floating-point dtype"):
+        supernet_eigenvalue(model, alphas, softmax_rows, batch, 1e-3, dtype=torch.int32)
