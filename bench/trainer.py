@@ -183,6 +183,7 @@ class Trainer:
         self.plugin = self.opt_cls(ctx, self.hp)
         self.rows: list[dict[str, Any]] = []
         self.alpha_history: dict[int, list[np.ndarray]] = {}
+        self.eig_vector: np.ndarray | None = None  # last Lanczos Ritz vector (warm start)
         self.start_epoch = 0
 
     def _checkpoint_state(self, epoch: int) -> dict[str, Any]:
@@ -197,6 +198,7 @@ class Trainer:
             "rng": _rng_state(),
             "rows": self.rows,
             "alpha_history": self.alpha_history,
+            "eig_vector": self.eig_vector,
             "results_version": results.RESULTS_VERSION,
         }
 
@@ -218,6 +220,7 @@ class Trainer:
         _set_rng_state(state["rng"])
         self.rows = list(state["rows"])
         self.alpha_history = dict(state["alpha_history"])
+        self.eig_vector = state.get("eig_vector")
         self.start_epoch = int(state["epoch"]) + 1
         # The CSV may be one epoch ahead of or behind the checkpoint: rewrite it from the checkpoint.
         self._write_tables()
@@ -269,7 +272,7 @@ class Trainer:
         cfg = self.cfg
         if not cfg.hessian or (epoch % cfg.hessian_every and epoch != self.epochs - 1):
             return float("nan"), 0.0
-        from bench.hessian import supernet_eigenvalue
+        from bench.hessian import supernet_eigenvalue_info
 
         t0 = time.perf_counter()
         batch = fixed_batch(
@@ -279,15 +282,20 @@ class Trainer:
             cfg.seed,
             self.device,
         )
-        eig = supernet_eigenvalue(
+        info = supernet_eigenvalue_info(
             self.model,
             self.alphas,
             self.plugin.eval_weights,
             batch,
             arch_weight_decay=cfg.a_weight_decay,
             method=cfg.hessian_method,
+            **({"start": self.eig_vector} if cfg.hessian_method == "lanczos" else {}),
         )
-        return float(eig), time.perf_counter() - t0
+        # Warm start for the next epoch: the top eigenvector moves slowly along a search. It is part of
+        # the checkpoint, so a resumed run measures exactly what an uninterrupted one does.
+        self.eig_vector = info.vector
+        log.debug("epoch %d: eigenvalue %.6g after %d HVPs", epoch, info.eigenvalue, info.num_hvps)
+        return float(info.eigenvalue), time.perf_counter() - t0
 
     def _row(self, epoch: int, train: tuple[float, float], valid: tuple[float, float]) -> dict[str, Any]:
         matrix, ops = self.space.discretize(self.alphas)

@@ -158,9 +158,34 @@ def test_max_iter_caps_work_and_warns(point, caplog) -> None:
 
 def test_lanczos_top_on_matrix() -> None:
     a = np.diag([3.0, 1.0, -4.0])
-    val, k, converged, _ = lanczos_top(lambda v: a @ v, 3)
+    val, k, converged, _, _ = lanczos_top(lambda v: a @ v, 3)
     assert converged and k <= 3 and abs(val - 3.0) < 1e-12
     assert lanczos_top(lambda v: 0 * v, 4)[:3] == (0.0, 1, True)
+
+
+def _random_spectrum(n: int = 30, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    eig = np.concatenate([[1.0], np.linspace(-3.0, 0.9, n - 1)])  # top is small next to the bottom
+    return q @ np.diag(eig) @ q.T, q[:, 0]
+
+
+def test_lanczos_returns_the_ritz_vector_and_warm_start_saves_products() -> None:
+    a, top = _random_spectrum()
+    cold = lanczos_top(lambda v: a @ v, 30, rtol=1e-6)
+    assert abs(cold[0] - 1.0) < 1e-5 and abs(abs(cold[4] @ top) - 1.0) < 1e-4
+    nearby = top + 0.05 * np.random.default_rng(2).standard_normal(30) / np.sqrt(30)
+    warm = lanczos_top(lambda v: a @ v, 30, rtol=1e-6, start=nearby)
+    assert abs(warm[0] - 1.0) < 1e-5 and warm[1] < cold[1]
+
+
+def test_warm_start_orthogonal_to_the_top_still_finds_it() -> None:
+    a, top = _random_spectrum()
+    wrong = np.linalg.qr(np.column_stack([top, np.ones(30)]))[0][:, 1]  # orthogonal to the top vector
+    val, _, converged, _, _ = lanczos_top(lambda v: a @ v, 30, rtol=1e-8, start=wrong)
+    assert converged and abs(val - 1.0) < 1e-6
+    for bad in (np.zeros(30), np.full(30, np.nan), np.ones(7)):  # unusable starts fall back to cold
+        assert lanczos_top(lambda v: a @ v, 30, start=bad)[:2] == lanczos_top(lambda v: a @ v, 30)[:2]
 
 
 @pytest.mark.parametrize(

@@ -167,3 +167,44 @@ def test_dask_local_cluster(tmp_path, monkeypatch) -> None:
     assert len(remote) == 2
     for a, b in zip(local, remote, strict=True):
         pd.testing.assert_frame_equal(comparable(a), comparable(b))
+
+
+def test_sigterm_stops_parallel_runs_and_their_workers(tmp_path) -> None:
+    """A scheduler's SIGTERM (Slurm, a shell's kill) is Ctrl-C: exit 130, no orphaned workers, resumable."""
+    import time
+
+    argv = ["--optimizer", "darts", "--seeds", "0-1", "--epochs", "200", "--jobs", "2", *TINY]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fixture_cli", *argv, "--out", str(tmp_path)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while len(list(tmp_path.rglob(results.EPOCHS_CSV))) < 2:  # both workers are inside a run
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    for _ in range(100):  # the whole process group (loky workers included) is gone
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("worker processes outlived the parent after SIGTERM")
+    for run in results.find_runs(tmp_path):
+        assert json.loads((run / "status.json").read_text())["state"] in ("interrupted", "running")
+        assert comparable(run)["epoch"].tolist() == list(range(len(comparable(run))))
+
+
+def test_thread_budgets_give_the_tail_runs_the_idle_cores() -> None:
+    from bench.executors import thread_budgets
+
+    assert thread_budgets(5, 2, 2) == [1, 1, 1, 1, 2]
+    assert thread_budgets(4, 2, 2) == [1, 1, 1, 1]
+    assert thread_budgets(7, 4, 16) == [4, 4, 4, 4, 5, 5, 5]
+    assert thread_budgets(1, 2, 2) == [2]  # fewer runs than workers: they share the cores
+    assert thread_budgets(0, 2, 2) == []
+    assert thread_budgets(3, 4, 2) == [1, 1, 1]

@@ -398,3 +398,38 @@ def test_perf_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["--baseline", "--variant", "gdas"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "--spaces" in err[0] and "--baseline" in err[1]
+
+
+def test_eval_mode_folds_bn_into_the_conv_exactly() -> None:
+    """The eval fast path (BN folded into the conv) equals conv -> eval BN -> ReLU, values and gradients."""
+    torch.manual_seed(0)
+    m = ConvBnRelu(3, 5, 3, bn_momentum=0.1).double()
+    with torch.no_grad():  # non-trivial running statistics and affine parameters
+        m.bn.running_mean.normal_()
+        m.bn.running_var.uniform_(0.5, 2.0)
+        m.bn.weight.normal_()
+        m.bn.bias.normal_()
+    m.eval()
+    x = images(dtype=torch.float64).requires_grad_(True)
+    unfolded = F.relu(m.bn(m.conv(x)))
+    folded = m(x)
+    torch.testing.assert_close(folded, unfolded, rtol=1e-12, atol=1e-12)
+    g_unfolded = torch.autograd.grad(unfolded.square().sum(), [x, m.bn.weight, m.conv.weight])
+    g_folded = torch.autograd.grad(folded.square().sum(), [x, m.bn.weight, m.conv.weight])
+    for a, b in zip(g_folded, g_unfolded, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_eval_forward_matches_unfolded_model(space: int) -> None:
+    torch.manual_seed(0)
+    model = tiny(space, torch.float64)
+    w = soft_weights(space, dtype=torch.float64)
+    x = images(dtype=torch.float64)
+    model(x, w)  # one train-mode forward: running statistics move away from their init
+    model.eval()
+    folded = model(x, w)
+    for m in model.modules():
+        if isinstance(m, ConvBnRelu):
+            m.forward = lambda t, m=m: F.relu(m.bn(m.conv(t)))  # the plain eval path
+    torch.testing.assert_close(folded, model(x, w), rtol=1e-10, atol=1e-10)
