@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import shutil
 import time
 import traceback
@@ -177,9 +176,15 @@ def run_serial(
     data_factory: DataFactory,
     progress: bool,
     force: bool,
+    threads: int = 1,
 ) -> list[RunOutcome]:
-    table = table_factory()
-    return [execute(r, table, data_factory, progress=progress, force=force) for r in requests]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        table = table_factory()
+        return [execute(r, table, data_factory, progress=progress, force=force) for r in requests]
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_joblib(
@@ -189,38 +194,19 @@ def run_joblib(
     jobs: int,
     progress: bool,
     force: bool,
+    threads: int = 1,
 ) -> list[RunOutcome]:
-    """Independent runs in `jobs` processes; CPU threads are split evenly between them."""
+    """Independent runs in `jobs` processes, each with `threads` torch threads."""
     from joblib import Parallel, delayed
     from tqdm import tqdm
 
-    threads = thread_budgets(len(requests), jobs, os.cpu_count() or 1)
-    tasks = (
-        delayed(_in_worker)(r, table_factory, data_factory, t, force)
-        for r, t in zip(requests, threads, strict=True)
-    )
+    tasks = (delayed(_in_worker)(r, table_factory, data_factory, threads, force) for r in requests)
     outcomes = []
     with tqdm(total=len(requests), desc="runs", unit="run", disable=not progress) as bar:
         for outcome in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
             outcomes.append(outcome)
             bar.update(1)
     return _in_request_order(outcomes, requests)
-
-
-def thread_budgets(n_runs: int, jobs: int, cores: int) -> list[int]:
-    """Torch threads per run, in dispatch order: cores split evenly between the `jobs` workers, except
-    that the last `n_runs mod jobs` runs, which find most workers idle, share all the cores.
-
-    E.g. 5 runs on 2 cores with 2 jobs: 1, 1, 1, 1, 2. Without the tail rule the fifth run would
-    train alone on one core while the other idles (a third of the wall time of `--seeds 0-4`).
-    """
-    jobs = max(1, min(jobs, n_runs))  # fewer runs than workers: the runs share the cores
-    per_job = max(1, cores // jobs)
-    tail = n_runs % jobs if n_runs > jobs else 0
-    budgets = [per_job] * n_runs
-    for i in range(n_runs - tail, n_runs):
-        budgets[i] = max(per_job, cores // tail)
-    return budgets
 
 
 def run_dask(

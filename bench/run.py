@@ -282,8 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jobs",
         default="auto",
-        help="runs in parallel processes (joblib); auto: one per CPU core on CPU (each single-threaded), "
+        help="runs in parallel processes (joblib); auto: one per CPU core on CPU (each with --threads), "
         "one per GPU on CUDA",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads per run (default 1: a seed's numbers then never depend on --jobs or on "
+        "how many runs share the machine; float reductions differ between thread counts)",
     )
     p.add_argument(
         "--dask", metavar="ADDRESS", default=None, help="run on a Dask cluster, e.g. tcp://host:8786"
@@ -308,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         benchmark, paths = resolve_benchmark(args.benchmark, args.data_dir)
         requests = build_requests(args, benchmark)
         args.jobs = resolve_jobs(args.jobs, device, len(requests))
+        if args.threads < 1:
+            raise UsageError(f"--threads {args.threads}: must be at least 1")
         _check_writable(Path(args.out))
         if not args.force:
             for req in requests:
@@ -335,14 +344,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         with logging_redirect_tqdm():
             if args.dask:
                 outcomes = executors.run_dask(
-                    requests, table_factory, data_factory, args.dask, progress, args.force
+                    requests, table_factory, data_factory, args.dask, progress, args.force, args.threads
                 )
             elif args.jobs > 1:
                 outcomes = executors.run_joblib(
-                    requests, table_factory, data_factory, args.jobs, progress, args.force
+                    requests, table_factory, data_factory, args.jobs, progress, args.force, args.threads
                 )
             else:
-                outcomes = executors.run_serial(requests, table_factory, data_factory, progress, args.force)
+                outcomes = executors.run_serial(
+                    requests, table_factory, data_factory, progress, args.force, args.threads
+                )
     except KeyboardInterrupt:
         print("interrupted: completed epochs are saved; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -355,7 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def resolve_jobs(text: str | int, device: Any, n_runs: int) -> int:
     """`auto`: independent runs scale better than threads on small CPU models (and 2 intra-op threads
-    on a busy CPU spin-wait badly), so one single-threaded process per core; one run per GPU on CUDA."""
+    on a busy CPU spin-wait badly), so one process per core (each with --threads, default 1); one run
+    per GPU on CUDA."""
     import os
 
     import torch

@@ -385,6 +385,8 @@ def config_record(cfg: RunConfig, trainer: Trainer, extra: dict[str, Any]) -> di
         "epochs": trainer.epochs,
         "optimizer_hyperparameters": dataclasses.asdict(trainer.hp),
         "device": str(trainer.device),
+        # CPU numbers are bit-reproducible for a fixed seed AND thread count (reduction order).
+        "torch_threads": torch.get_num_threads(),
         "device_name": torch.cuda.get_device_name(trainer.device)
         if trainer.device.type == "cuda"
         else platform.processor() or platform.machine(),

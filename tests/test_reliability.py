@@ -199,12 +199,13 @@ def test_sigterm_stops_parallel_runs_and_their_workers(tmp_path) -> None:
         assert comparable(run)["epoch"].tolist() == list(range(len(comparable(run))))
 
 
-def test_thread_budgets_give_the_tail_runs_the_idle_cores() -> None:
-    from bench.executors import thread_budgets
-
-    assert thread_budgets(5, 2, 2) == [1, 1, 1, 1, 2]
-    assert thread_budgets(4, 2, 2) == [1, 1, 1, 1]
-    assert thread_budgets(7, 4, 16) == [4, 4, 4, 4, 5, 5, 5]
-    assert thread_budgets(1, 2, 2) == [2]  # fewer runs than workers: they share the cores
-    assert thread_budgets(0, 2, 2) == []
-    assert thread_budgets(3, 4, 2) == [1, 1, 1]
+def test_threads_default_to_one_per_run_and_are_recorded(tmp_path, capsys) -> None:
+    """Every CPU run is single-threaded unless told otherwise, so a seed's numbers never depend on --jobs."""
+    argv = ["--optimizer", "darts", "--epochs", "1", *TINY]
+    assert fixture_main([*argv, "--out", str(tmp_path / "one"), "--jobs", "1"]) == 0
+    assert results.read_json(only_run(tmp_path / "one") / results.CONFIG_JSON)["torch_threads"] == 1
+    assert fixture_main([*argv, "--out", str(tmp_path / "two"), "--threads", "2"]) == 0
+    assert results.read_json(only_run(tmp_path / "two") / results.CONFIG_JSON)["torch_threads"] == 2
+    capsys.readouterr()
+    assert cli.main([*argv, "--out", str(tmp_path / "bad"), "--threads", "0"]) == 2
+    assert "--threads 0: must be at least 1" in capsys.readouterr().err
