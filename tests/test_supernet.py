@@ -433,3 +433,22 @@ def test_eval_forward_matches_unfolded_model(space: int) -> None:
         if isinstance(m, ConvBnRelu):
             m.forward = lambda t, m=m: F.relu(m.bn(m.conv(t)))  # the plain eval path
     torch.testing.assert_close(folded, model(x, w), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+def test_inference_max_pool_equals_aten_and_keeps_the_format(fmt: torch.memory_format) -> None:
+    from bench.supernet import MaxPool3x3
+
+    x = F.relu(torch.randn(2, 5, 7, 6)).contiguous(memory_format=fmt)  # ReLU: many tied zeros
+    x[0, 0, 0, 0] = float("nan")
+    pool = MaxPool3x3()
+    with torch.no_grad():
+        fast = pool(x)
+    expected = F.max_pool2d(x, 3, 1, 1)
+    torch.testing.assert_close(fast, expected, rtol=0, atol=0, equal_nan=True)
+    assert fast.is_contiguous(memory_format=fmt)
+    leaf = x.detach().requires_grad_(True)  # with autograd: ATen's kernel and its tie-breaking backward
+    pool(leaf).sum().backward()
+    ref = x.detach().requires_grad_(True)
+    F.max_pool2d(ref, 3, 1, 1).sum().backward()
+    torch.testing.assert_close(leaf.grad, ref.grad, equal_nan=True)
