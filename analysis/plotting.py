@@ -138,7 +138,8 @@ def curve_panels(
 
 def suptitle(fig: Figure, title: str) -> None:
     """A figure title wrapped to the figure's width (one narrow panel cannot hold a long title)."""
-    fig.suptitle(textwrap.fill(title, max(40, int(fig.get_figwidth() * 13))), fontsize=11)
+    width = max(40, int(fig.get_figwidth() * 11))  # ~6.5 pt a character at 11 pt
+    fig.suptitle(textwrap.fill(title, width, break_on_hyphens=False), fontsize=11)
 
 
 def legend(ax: Axes) -> None:
