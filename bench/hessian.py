@@ -69,9 +69,8 @@ class EigenInfo:
     error_estimate: float  # estimated |eigenvalue - true|; 0 for the exact matrix
     dim: int  # number of architecture parameters
     method: str
-    vector: np.ndarray | None = field(
-        default=None, compare=False
-    )  # unit Ritz vector of the eigenvalue (Lanczos): a warm start for next time
+    # Unit Ritz vector of the eigenvalue (Lanczos only): a warm start for the next measurement.
+    vector: np.ndarray | None = field(default=None, compare=False)
 
 
 # ---- public API ----------------------------------------------------------------------------------

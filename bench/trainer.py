@@ -289,7 +289,7 @@ class Trainer:
             batch,
             arch_weight_decay=cfg.a_weight_decay,
             method=cfg.hessian_method,
-            **({"start": self.eig_vector} if cfg.hessian_method == "lanczos" else {}),
+            start=self.eig_vector,  # method="exact" ignores it and returns no vector
         )
         # Warm start for the next epoch: the top eigenvector moves slowly along a search. It is part of
         # the checkpoint, so a resumed run measures exactly what an uninterrupted one does.

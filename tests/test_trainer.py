@@ -58,6 +58,19 @@ def test_hessian_column_filled(tmp_path, fixture_table, toy_data) -> None:
     assert eig.notna().all() and np.isfinite(eig).all()
 
 
+def test_hessian_methods_agree_and_only_lanczos_keeps_a_warm_start(tmp_path, fixture_table, toy_data) -> None:
+    """Lanczos (warm-started from the last epoch) and the exact matrix measure the same eigenvalue."""
+    eigs = {}
+    for method in ("lanczos", "exact"):
+        trainer = Trainer(
+            tiny_config(hessian=True, hessian_method=method), tmp_path / method, fixture_table, toy_data
+        )
+        trainer.run()
+        eigs[method] = read_csv(tmp_path / method)["hessian_eig_max"].to_numpy()
+        assert (trainer.eig_vector is None) == (method == "exact")
+    np.testing.assert_allclose(eigs["lanczos"], eigs["exact"], rtol=1e-3)
+
+
 def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=list(results.TIMING_COLUMNS))
 
