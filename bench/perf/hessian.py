@@ -88,7 +88,9 @@ def worker(
     from bench.hessian import supernet_eigenvalue_info
     from bench.spaces import SearchSpace
     from bench.supernet import Supernet
+    from bench.trainer import full_float32
 
+    full_float32()  # the numerics the trainer runs with
     device, dt = torch.device(device_name), getattr(torch, dtype)
     space = SearchSpace(space_number)
     torch.manual_seed(seed)
@@ -101,19 +103,24 @@ def worker(
     def mixing(al):  # noqa: ANN001, ANN202
         return [a.softmax(dim=-1) for a in al]
 
+    def eigenvalue() -> tuple[float, int]:
+        if method == "reference":
+            return reference_eigenvalue(model, alphas, (x, y), ARCH_WEIGHT_DECAY)
+        kwargs = {"exact": {"method": "exact"}, "lanczos-forward": {"hvp": "forward"}}.get(method, {})
+        info = supernet_eigenvalue_info(model, alphas, mixing, (x, y), ARCH_WEIGHT_DECAY, **kwargs)
+        return info.eigenvalue, info.num_hvps
+
     with torch.no_grad():  # lazy kernel set-up outside the timings, same for every method
         model(x, mixing(alphas))
     if device.type == "cuda":
+        # CUDA loads the double-backward kernels lazily, which took seconds on an H200 against ~0.1 s per
+        # Hessian-vector product: one untimed eigenvalue first (too dear to repeat on a CPU)
+        eigenvalue()
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
     setup_rss = _maxrss_mb()
     wall0, cpu0 = time.perf_counter(), _cpu_seconds()
-    if method == "reference":
-        eig, hvps = reference_eigenvalue(model, alphas, (x, y), ARCH_WEIGHT_DECAY)
-    else:
-        kwargs = {"exact": {"method": "exact"}, "lanczos-forward": {"hvp": "forward"}}.get(method, {})
-        info = supernet_eigenvalue_info(model, alphas, mixing, (x, y), ARCH_WEIGHT_DECAY, **kwargs)
-        eig, hvps = info.eigenvalue, info.num_hvps
+    eig, hvps = eigenvalue()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     wall, cpu = time.perf_counter() - wall0, _cpu_seconds() - cpu0

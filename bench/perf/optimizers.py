@@ -198,8 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = [n for n in ORDER if n in names] + [n for n in names if n not in ORDER]
     if args.threads:
         torch.set_num_threads(args.threads)
-    from bench.trainer import DeviceError, resolve_device
+    from bench.trainer import DeviceError, full_float32, resolve_device
 
+    full_float32()  # the numerics the trainer runs with
     try:
         device = resolve_device(args.device)
     except DeviceError as exc:

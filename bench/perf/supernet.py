@@ -173,7 +173,9 @@ def measure(
 ) -> Measurement:
     """Time both steps of one configuration in this process (call it in a fresh one for peak RSS)."""
     from bench.supernet import Supernet
+    from bench.trainer import full_float32
 
+    full_float32()  # the numerics the trainer runs with
     if threads:
         torch.set_num_threads(threads)
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
