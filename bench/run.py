@@ -183,8 +183,12 @@ def _validate(cfg: RunConfig) -> None:
         raise UsageError(f"--epochs {cfg.epochs}: must be at least 1")
     if not 0.0 < cfg.train_portion < 1.0:
         raise UsageError(f"--set train_portion={cfg.train_portion}: must lie strictly between 0 and 1")
-    if cfg.hessian_method not in ("lanczos", "exact"):
-        raise UsageError(f"--set hessian_method={cfg.hessian_method}: choose lanczos or exact")
+    from bench.hessian import HVP_MODES, METHODS
+
+    if cfg.hessian_method not in METHODS:
+        raise UsageError(f"--set hessian_method={cfg.hessian_method}: choose {' or '.join(METHODS)}")
+    if cfg.hessian_hvp not in HVP_MODES:
+        raise UsageError(f"--set hessian_hvp={cfg.hessian_hvp}: choose {', '.join(HVP_MODES)}")
     if cfg.data_limit is not None and cfg.data_limit < 2 * cfg.batch_size:
         raise UsageError(f"--set data_limit={cfg.data_limit}: needs at least 2 x batch_size images")
 

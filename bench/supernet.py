@@ -43,10 +43,11 @@ Differences from the reference code, all deliberate:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.autograd.forward_ad as fwad
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -110,8 +111,8 @@ class MaxPool3x3(nn.MaxPool2d):
         super().__init__(3, stride=1, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        if torch.is_grad_enabled() and x.requires_grad:
-            return super().forward(x)
+        if (torch.is_grad_enabled() and x.requires_grad) or fwad.unpack_dual(x).tangent is not None:
+            return super().forward(x)  # a tangent must be routed like the backward routes gradients
         p = F.pad(x, (1, 1, 1, 1), value=float("-inf"))
         rows = torch.maximum(torch.maximum(p[..., :-2], p[..., 1:-1]), p[..., 2:])
         return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
@@ -276,15 +277,48 @@ class Supernet(nn.Module):
         """
         cell_weights = self._cell_weights(weights)
         choices = self._choices(op_choice)
+        s = self._stem(x)
+        for i in range(self.num_cells):
+            s = self._cell(i, s, cell_weights[i], choices[i])
+        return self._head(s)
+
+    def stages(
+        self, mixing_fn: Callable[[Sequence[Tensor]], Sequence[Tensor]]
+    ) -> list[Callable[[Tensor, Sequence[Tensor]], Tensor]]:
+        """`forward` as a chain of stages (stem, each cell with its downsampling, head), each mapping
+        (activation, alphas) to the next activation, with mixing weights `mixing_fn(alphas)`.
+
+        Lets second derivatives be taken one stage at a time (`bench.hessian`, hvp="segmented"), so only
+        one cell's graph is alive at once.
+        """
+
+        def stem(x: Tensor, alphas: Sequence[Tensor]) -> Tensor:
+            return self._stem(x)
+
+        def cell(i: int) -> Callable[[Tensor, Sequence[Tensor]], Tensor]:
+            def run(s: Tensor, alphas: Sequence[Tensor]) -> Tensor:
+                return self._cell(i, s, self._cell_weights(list(mixing_fn(alphas)))[i], None)
+
+            return run
+
+        def head(s: Tensor, alphas: Sequence[Tensor]) -> Tensor:
+            return self._head(s)
+
+        return [stem, *(cell(i) for i in range(self.num_cells)), head]
+
+    def _stem(self, x: Tensor) -> Tensor:
         if x.device.type == "cpu" and x.dim() == 4:
             # oneDNN's convolutions and ATen's max-pool are several times faster in channels_last on
             # CPU; every later activation inherits the format from here.
             x = x.contiguous(memory_format=torch.channels_last)
-        s = self.stem(x)
-        for i, cell in enumerate(self.cells):
-            if i in self.downsample_before:
-                s = self.downsample(s)
-            s = cell(s, cell_weights[i], choices[i])
+        return self.stem(x)
+
+    def _cell(self, i: int, s: Tensor, weights: _CellWeights, choices: Sequence[int] | None) -> Tensor:
+        if i in self.downsample_before:
+            s = self.downsample(s)
+        return self.cells[i](s, weights, choices)
+
+    def _head(self, s: Tensor) -> Tensor:
         s = self.head_bn(self.head_conv(F.relu(s)))
         return self.classifier(s.mean(dim=(2, 3)))
 

@@ -298,6 +298,7 @@ class Trainer:
             batch,
             arch_weight_decay=cfg.a_weight_decay,
             method=cfg.hessian_method,
+            hvp=cfg.hessian_hvp,
             start=self.eig_vector,  # method="exact" ignores it and returns no vector
         )
         # Warm start for the next epoch: the top eigenvector moves slowly along a search. It is part of

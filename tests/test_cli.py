@@ -64,6 +64,8 @@ BAD_INPUTS = [
     (["--optimizer", "darts", "--set", "batch_size=0"], "at least 1"),
     (["--optimizer", "darts", "--set", "seed=3"], "--seed"),
     (["--optimizer", "pcdarts", "--set", "init_channels=6"], "not divisible"),
+    (["--optimizer", "darts", "--set", "hessian_method=power"], "choose lanczos or exact"),
+    (["--optimizer", "darts", "--set", "hessian_hvp=fd"], "choose reverse, forward, segmented"),
 ]
 
 

@@ -11,12 +11,17 @@ from torch import nn
 
 from bench.hessian import (
     HessianArgumentError,
+    StagedLoss,
+    _ReverseHVP,
+    _SegmentedHVP,
     dominant_eigenvalue,
     dominant_eigenvalue_info,
     hessian_matrix,
     lanczos_top,
+    measurement_mode,
     supernet_eigenvalue,
     supernet_eigenvalue_info,
+    supernet_loss_fn,
 )
 
 # torch jit-scripts its forward-AD decompositions on first use and warns that jit is deprecated.
@@ -338,6 +343,52 @@ def test_real_supernet_small() -> None:
     info = supernet_eigenvalue_info(model, alphas, softmax_rows, batch, 1e-3)
     assert info.dim == space.num_alphas == 24
     assert info.converged and rel(info.eigenvalue, exact) <= RTOL
+
+
+def _small_supernet(space_number: int, **kwargs):
+    from bench.spaces import SearchSpace
+    from bench.supernet import Supernet
+
+    space = SearchSpace(space_number)
+    torch.manual_seed(0)
+    model = Supernet(space, init_channels=4, cells_per_stack=1, **kwargs).double()
+    alphas = [a.double() for a in space.init_alphas(torch.Generator().manual_seed(0))]
+    g = torch.Generator().manual_seed(1)
+    batch = (torch.randn(6, 3, 8, 8, generator=g).double(), torch.randint(0, 10, (6,), generator=g))
+    return model, alphas, batch
+
+
+def test_supernet_stages_compose_to_forward() -> None:
+    model, alphas, (x, _) = _small_supernet(2)
+    s = x
+    for stage in model.stages(softmax_rows):
+        s = stage(s, alphas)
+    assert torch.equal(s, model(x, softmax_rows(alphas)))
+
+
+@pytest.mark.parametrize(("space", "kwargs"), [(1, {}), (2, {}), (3, {}), (3, {"partial_channels": 2})])
+def test_segmented_hvp_equals_reverse(space, kwargs) -> None:
+    """Stage-by-stage second-order adjoints give the one-graph product to rounding (float64)."""
+    model, alphas, batch = _small_supernet(space, **kwargs)
+    loss_fn = supernet_loss_fn(model, softmax_rows, batch, 1e-3)
+    assert isinstance(loss_fn, StagedLoss)
+    rng = np.random.default_rng(0)
+    with measurement_mode(model):
+        reverse, segmented = _ReverseHVP(loss_fn, alphas), _SegmentedHVP(loss_fn, alphas)
+        for _ in range(2):
+            v = rng.standard_normal(sum(a.numel() for a in alphas))
+            expected = reverse.matvec(v)
+            np.testing.assert_allclose(
+                segmented.matvec(v), expected, rtol=0, atol=1e-12 * np.abs(expected).max()
+            )
+    info = supernet_eigenvalue_info(model, alphas, softmax_rows, batch, 1e-3, hvp="segmented")
+    assert rel(info.eigenvalue, supernet_eigenvalue(model, alphas, softmax_rows, batch, 1e-3)) <= 1e-10
+
+
+def test_segmented_needs_stages(tiny) -> None:
+    model, alphas, batch = tiny  # a plain module without stages()
+    with pytest.raises(HessianArgumentError, match="segmented.*StagedLoss"):
+        supernet_eigenvalue(model, alphas, softmax_rows, batch, 1e-3, hvp="segmented")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -59,16 +59,20 @@ def test_hessian_column_filled(tmp_path, fixture_table, toy_data) -> None:
 
 
 def test_hessian_methods_agree_and_only_lanczos_keeps_a_warm_start(tmp_path, fixture_table, toy_data) -> None:
-    """Lanczos (warm-started from the last epoch) and the exact matrix measure the same eigenvalue."""
+    """Lanczos (warm-started from the last epoch; both HVP forms) and the exact matrix agree."""
+    settings = {
+        "lanczos": {"hessian_method": "lanczos"},
+        "segmented": {"hessian_method": "lanczos", "hessian_hvp": "segmented"},
+        "exact": {"hessian_method": "exact"},
+    }
     eigs = {}
-    for method in ("lanczos", "exact"):
-        trainer = Trainer(
-            tiny_config(hessian=True, hessian_method=method), tmp_path / method, fixture_table, toy_data
-        )
+    for name, setting in settings.items():
+        trainer = Trainer(tiny_config(hessian=True, **setting), tmp_path / name, fixture_table, toy_data)
         trainer.run()
-        eigs[method] = read_csv(tmp_path / method)["hessian_eig_max"].to_numpy()
-        assert (trainer.eig_vector is None) == (method == "exact")
+        eigs[name] = read_csv(tmp_path / name)["hessian_eig_max"].to_numpy()
+        assert (trainer.eig_vector is None) == (name == "exact")
     np.testing.assert_allclose(eigs["lanczos"], eigs["exact"], rtol=1e-3)
+    np.testing.assert_allclose(eigs["segmented"], eigs["lanczos"], rtol=1e-4)
 
 
 def _comparable(frame: pd.DataFrame) -> pd.DataFrame:

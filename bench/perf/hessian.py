@@ -15,6 +15,7 @@ Methods:
                    `numpy.linalg.eigvals` (max real part)
   lanczos          `supernet_eigenvalue` as the trainer calls it (Lanczos on reverse-mode HVPs)
   lanczos-forward  the same with forward-over-reverse HVPs (the alternative the default was picked over)
+  lanczos-segmented  the same with stage-by-stage HVPs (hvp="segmented": one cell's graph at a time)
   exact            `supernet_eigenvalue(method="exact")`: the row-by-row matrix under measurement_mode
 """
 
@@ -31,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-METHODS = ("reference", "lanczos", "lanczos-forward", "exact")
+METHODS = ("reference", "lanczos", "lanczos-forward", "lanczos-segmented", "exact")
 ARCH_WEIGHT_DECAY = 1e-3  # the search protocol's arch wd (reference default)
 NUM_CLASSES = 10
 
@@ -106,7 +107,11 @@ def worker(
     def eigenvalue() -> tuple[float, int]:
         if method == "reference":
             return reference_eigenvalue(model, alphas, (x, y), ARCH_WEIGHT_DECAY)
-        kwargs = {"exact": {"method": "exact"}, "lanczos-forward": {"hvp": "forward"}}.get(method, {})
+        kwargs = {
+            "exact": {"method": "exact"},
+            "lanczos-forward": {"hvp": "forward"},
+            "lanczos-segmented": {"hvp": "segmented"},
+        }.get(method, {})
         info = supernet_eigenvalue_info(model, alphas, mixing, (x, y), ARCH_WEIGHT_DECAY, **kwargs)
         return info.eigenvalue, info.num_hvps
 
@@ -185,16 +190,16 @@ def _resolve_device(name: str) -> str:
 def _report(results: list[dict], args: argparse.Namespace, targets: Targets) -> bool:
     cuda = args.device.startswith("cuda")
     header = (
-        f"{'space':>5} {'method':<16} {'eigenvalue':>14} {'HVPs':>6} {'wall s':>8} {'cpu s':>8} "
+        f"{'space':>5} {'method':<18} {'eigenvalue':>14} {'HVPs':>6} {'wall s':>8} {'cpu s':>8} "
         f"{'peak RSS MB':>12} {'(setup)':>8}" + (f" {'GPU peak MB':>12}" if cuda else "")
     )
     print("\n" + header + "\n" + "-" * len(header))
     for r in results:
         if "error" in r:
-            print(f"{r['space']:>5} {r['method']:<16} FAILED: {r['error']}")
+            print(f"{r['space']:>5} {r['method']:<18} FAILED: {r['error']}")
             continue
         line = (
-            f"{r['space']:>5} {r['method']:<16} {r['eigenvalue']:>14.8g} {r['hvps']:>3}/{r['dim']:<2} "
+            f"{r['space']:>5} {r['method']:<18} {r['eigenvalue']:>14.8g} {r['hvps']:>3}/{r['dim']:<2} "
             f"{r['wall_s']:>8.1f} {r['cpu_s']:>8.1f} {r['peak_rss_mb']:>12.0f} {r['setup_rss_mb']:>8.0f}"
         )
         print(line + (f" {r['cuda_peak_mb']:>12.0f}" if cuda else ""))
