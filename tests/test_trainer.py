@@ -10,7 +10,7 @@ import pytest
 
 from bench import results
 from bench.config import RunConfig
-from bench.trainer import CHECKPOINT, DeviceError, Trainer, resolve_device
+from bench.trainer import CHECKPOINT, DeviceError, Trainer, resolve_device, seed_everything
 
 
 def tiny_config(**kw: object) -> RunConfig:
@@ -138,3 +138,19 @@ def test_resolve_device() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="--device cpu"):
             resolve_device("cuda")
+
+
+def test_seeding_turns_tf32_off() -> None:
+    """GPUs since Ampere run float32 convolutions in TF32 unless told not to: seeding says no."""
+    import torch
+
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark)
+    try:
+        cudnn.allow_tf32 = matmul.allow_tf32 = True
+        cudnn.deterministic = False
+        seed_everything(0)
+        assert not cudnn.allow_tf32 and not matmul.allow_tf32
+        assert cudnn.deterministic and not cudnn.benchmark
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark = saved
