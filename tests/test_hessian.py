@@ -400,6 +400,12 @@ def test_cuda(tiny, point) -> None:
     model.cuda()
     on_gpu = supernet_eigenvalue(model, [a.detach().cuda() for a in alphas], softmax_rows, batch, 1e-3)
     assert rel(on_gpu, cpu) <= 1e-3  # different kernels: float32 rounding differs
+    model, alphas, batch = _small_supernet(3)
+    expected = supernet_eigenvalue(model, alphas, softmax_rows, batch, 1e-3)
+    model.cuda()
+    gpu_alphas, gpu_batch = [a.cuda() for a in alphas], tuple(t.cuda() for t in batch)
+    segmented = supernet_eigenvalue(model, gpu_alphas, softmax_rows, gpu_batch, 1e-3, hvp="segmented")
+    assert rel(segmented, expected) <= 1e-8  # float64
 
 
 # ---- the benchmark's command line ----------------------------------------------------------------
