@@ -782,6 +782,7 @@ class DigitsBenchmark:
             raise IncompleteSpaceError(
                 f"space {space} is not marked complete in {self.cache_path}; tabulate it before exporting"
             )
+        out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
         dst = sqlite3.connect(str(tmp), isolation_level=None)

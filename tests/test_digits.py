@@ -298,7 +298,7 @@ def test_best_test_error_only_when_complete(bench_factory, tmp_path: Path) -> No
     assert b.best_test_error(1) == pytest.approx(best) and b.best_test_error(2) is None
     assert bench_factory(DigitsProtocol(epochs=1)).best_test_error(1) is None  # per protocol
 
-    shipped = b.export(tmp_path / "digits_space1.sqlite", 1, hashes)
+    shipped = b.export(tmp_path / "new_dir" / "digits_space1.sqlite", 1, hashes)  # makes the folder
     fresh_counter = Counter()
     fresh = DigitsBenchmark(tmp_path / "empty.sqlite", shipped=[shipped], train_fn=fresh_counter)
     assert fresh.query(*SPECS[1]) == results[0] and not fresh_counter.calls  # answered by the shipped table
@@ -425,3 +425,19 @@ def test_protocol_statistics_on_synthetic_results() -> None:
     s = tabulate.protocol_statistics(res, [1.0] * 15)
     assert s["test_acc_spread"] == pytest.approx(0.4)
     assert s["spearman_test_min"] == pytest.approx(1.0) and s["cpu_seconds_mean"] == 1.0
+
+
+def test_shipped_space1_table_covers_the_space(tmp_path: Path, counter: Counter) -> None:
+    """The repo ships space 1 tabulated under the default protocol, so regret works out of the box."""
+    from bench.spaces import SearchSpace
+
+    path = digits.SHIPPED_DIR / "digits_space1.sqlite"
+    assert path in digits.shipped_tables()
+    b = DigitsBenchmark(tmp_path / "empty.sqlite", shipped=[path], train_fn=counter)
+    specs = SearchSpace(1).unique_specs(cache_dir=tmp_path)
+    assert len(specs) == 2685 and set(specs) <= b.complete_hashes()
+    results = b.stored_results(sorted(specs))
+    assert b.best_test_error(1) == pytest.approx(min(r.test_error_mean for r in results.values()))
+    assert 0.0 < b.best_test_error(1) < 0.1  # the best digits cell errs on a few percent of the test split
+    b.query(*specs[min(specs)])
+    assert not counter.calls  # answered by the shipped table, nothing trained
