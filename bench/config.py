@@ -52,7 +52,7 @@ class RunConfig:
     hessian_every: int = 1
     hessian_method: str = "lanczos"  # or "exact"
     # Lanczos' Hessian-vector products: "reverse" keeps one double-backward graph (fastest);
-    # "segmented" holds one cell's graph at a time (a fraction of the memory, ~2x the time)
+    # "segmented" holds one cell's graph at a time (about a third of the memory, ~1.4x the time)
     hessian_hvp: str = "reverse"
     hessian_batch_size: int | None = None  # None: batch_size
     eval_oneshot: bool = True  # one-shot validation accuracy after each epoch

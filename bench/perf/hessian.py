@@ -32,7 +32,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-METHODS = ("reference", "lanczos", "lanczos-forward", "lanczos-segmented", "exact")
+# method -> keyword arguments of supernet_eigenvalue_info (None: the reference procedure of this module)
+METHOD_KWARGS: dict[str, dict[str, str] | None] = {
+    "reference": None,
+    "lanczos": {},
+    "lanczos-forward": {"hvp": "forward"},
+    "lanczos-segmented": {"hvp": "segmented"},
+    "exact": {"method": "exact"},
+}
+METHODS = tuple(METHOD_KWARGS)
 ARCH_WEIGHT_DECAY = 1e-3  # the search protocol's arch wd (reference default)
 NUM_CLASSES = 10
 
@@ -105,13 +113,9 @@ def worker(
         return [a.softmax(dim=-1) for a in al]
 
     def eigenvalue() -> tuple[float, int]:
-        if method == "reference":
+        kwargs = METHOD_KWARGS[method]
+        if kwargs is None:
             return reference_eigenvalue(model, alphas, (x, y), ARCH_WEIGHT_DECAY)
-        kwargs = {
-            "exact": {"method": "exact"},
-            "lanczos-forward": {"hvp": "forward"},
-            "lanczos-segmented": {"hvp": "segmented"},
-        }.get(method, {})
         info = supernet_eigenvalue_info(model, alphas, mixing, (x, y), ARCH_WEIGHT_DECAY, **kwargs)
         return info.eigenvalue, info.num_hvps
 
