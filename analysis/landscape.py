@@ -28,9 +28,9 @@ from tqdm import tqdm
 from analysis import cli, plotting
 from analysis.load import AnalysisError
 from analysis.names import display_name
-from bench.datasets import SearchData
-from bench.restore import RestoredRun, RestoreError, load_run
-from bench.trainer import DeviceError
+from bench.data.splits import SearchData
+from bench.runs.restore import RestoredRun, RestoreError, load_run
+from bench.runs.trainer import DeviceError
 
 STEM = "landscape"
 NORMS = ("row", "tensor")

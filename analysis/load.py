@@ -24,11 +24,11 @@ import pandas as pd
 
 from analysis import names
 from analysis.issues import Issue
-from bench import results
+from bench.runs import results
 
 log = logging.getLogger(__name__)
 
-# File names written by bench.trainer (not imported from there: that would pull in torch).
+# File names written by bench.runs.trainer (not imported from there: that would pull in torch).
 STATUS_JSON = "status.json"
 CHECKPOINT = "checkpoint.pt"
 _CSV_DTYPES = {"arch_hash": str, "matrix": str, "ops": str, "tag": str, "benchmark": str, "optimizer": str}

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from bench import results
-from bench.config import (
+from bench.runs import results
+from bench.runs.config import (
     BENCHMARK_DEFAULTS,
     PRESETS,
     QUICK_OVERRIDES,
@@ -101,7 +101,7 @@ class RunRequest:
 
 def build_requests(args: argparse.Namespace, benchmark: str) -> list[RunRequest]:
     """Expand optimizers x spaces x --set grid x seeds into validated run requests."""
-    from bench.spaces import SearchSpace, UnknownSpaceError
+    from bench.search.spaces import SearchSpace, UnknownSpaceError
     from optimizers import UnknownOptimizerError, build_hyperparameters, get_optimizer
 
     optimizers = [o.strip() for o in args.optimizer.split(",") if o.strip()]
@@ -183,7 +183,7 @@ def _validate(cfg: RunConfig) -> None:
         raise UsageError(f"--epochs {cfg.epochs}: must be at least 1")
     if not 0.0 < cfg.train_portion < 1.0:
         raise UsageError(f"--set train_portion={cfg.train_portion}: must lie strictly between 0 and 1")
-    from bench.hessian import HVP_MODES, METHODS
+    from bench.search.hessian import HVP_MODES, METHODS
 
     if cfg.hessian_method not in METHODS:
         raise UsageError(f"--set hessian_method={cfg.hessian_method}: choose {' or '.join(METHODS)}")
@@ -196,7 +196,7 @@ def _validate(cfg: RunConfig) -> None:
 # ---- ground truth and data -----------------------------------------------------------------------
 def resolve_benchmark(requested: str, data_dir: Path | None) -> tuple[str, Any]:
     """`auto` -> nb101 when NB-101 and CIFAR-10 are installed, else the embedded digits benchmark."""
-    from bench.data import locate
+    from bench.data.install import locate
 
     paths = locate(data_dir)
     if requested == "auto":
@@ -311,8 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    from bench import executors
-    from bench.trainer import DeviceError, resolve_device
+    from bench.runs import executors
+    from bench.runs.trainer import DeviceError, resolve_device
 
     try:
         device = resolve_device(args.device)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.digits import DigitsBenchmark, DigitsError, DigitsProtocol
-from bench.spaces import SearchSpace, UnknownSpaceError
-from bench.tables import ArchResult
+from bench.search.spaces import SearchSpace, UnknownSpaceError
+from bench.truth.base import ArchResult
+from bench.truth.digits import DigitsBenchmark, DigitsError, DigitsProtocol
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ class SearchContext:
     """What a plug-in may touch: the supernet, the alphas and the two torch optimizers."""
 
     model: nn.Module
-    space: Any  # bench.spaces.SearchSpace
+    space: Any  # bench.search.spaces.SearchSpace
     alphas: list[Tensor]
     w_optim: torch.optim.Optimizer
     a_optim: torch.optim.Optimizer

@@ -8,7 +8,7 @@ import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from bench.config import ConfigError, field_annotations, parse_value
+from bench.runs.config import ConfigError, field_annotations, parse_value
 from optimizers.base import OneShotOptimizer
 
 T = TypeVar("T", bound=type[OneShotOptimizer])

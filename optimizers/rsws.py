@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.config import ConfigError
-from bench.spaces import PRIMITIVES, Topology
+from bench.runs.config import ConfigError
+from bench.search.spaces import PRIMITIVES, Topology
 from optimizers.base import Batch, OneShotOptimizer, SearchContext
 from optimizers.perturb import eval_mode
 from optimizers.registry import register

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.datasets import SearchData
-from bench.graph import hash_spec
-from bench.tables import ArchResult
+from bench.data.splits import SearchData
+from bench.search.graph import hash_spec
+from bench.truth.base import ArchResult
 
 # Tiny tensors: one intra-op thread avoids OpenMP spin-wait overhead that dominates on 2 busy cores.
 torch.set_num_threads(1)

@@ -9,7 +9,8 @@ import sys
 
 import torch
 
-from bench import executors, run
+from bench import run
+from bench.runs import executors
 from tests.conftest import FixtureTable, make_toy_data
 
 

@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 
 from analysis.load import Results, load
-from bench import results
-from bench.config import RunConfig
-from bench.spaces import SearchSpace
+from bench.runs import results
+from bench.runs.config import RunConfig
+from bench.search.spaces import SearchSpace
 
 FIXTURE_NOTE = "TEST FIXTURE: synthetic numbers written by tests/test_analysis_fixtures.py, not a measurement"
 BEST = {1: 0.05, 2: 0.06, 3: 0.055}  # fixture optimum per space (made up)

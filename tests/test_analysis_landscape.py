@@ -1,4 +1,4 @@
-"""analysis.landscape and bench.restore on a tiny real run (FixtureTable ground truth, toy data)."""
+"""analysis.landscape and bench.runs.restore on a tiny real run (FixtureTable ground truth, toy data)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 
 from analysis import landscape, report
 from analysis.load import AnalysisError
-from bench import results
-from bench.config import RunConfig
-from bench.datasets import SearchData
-from bench.restore import load_run
-from bench.trainer import Trainer, config_record
+from bench.data.splits import SearchData
+from bench.runs import results
+from bench.runs.config import RunConfig
+from bench.runs.restore import load_run
+from bench.runs.trainer import Trainer, config_record
 from tests.conftest import FixtureTable
 
 pytest_plugins = ["tests.test_analysis_fixtures"]  # grid_results, grid, stub_savefig
@@ -105,9 +105,9 @@ def test_report_includes_landscapes(tiny_run: Path, toy_data: SearchData, tmp_pa
                                     stub_savefig: None) -> None:  # fmt: skip
     """The report restores each run with its own data loader; here that loader hands back the toy data
     the run was trained on (the real digits loader costs seconds of sklearn import)."""
-    import bench.restore
+    import bench.runs.restore
 
-    monkeypatch.setattr(bench.restore, "search_data", lambda cfg, data_dir=None: toy_data)
+    monkeypatch.setattr(bench.runs.restore, "search_data", lambda cfg, data_dir=None: toy_data)
     root = tiny_run.parents[4]
     argv = [
         str(root),

@@ -17,7 +17,7 @@ from scipy import stats as st
 from analysis import figure3, figure4, regret, report, table4
 from analysis.load import AnalysisError, Filters, Results, load
 from analysis.stats import describe, fmt_pm, n_label
-from bench import results
+from bench.runs import results
 from tests.test_analysis_fixtures import read_all, write_run
 
 pytest_plugins = ["tests.test_analysis_fixtures"]  # grid_results, grid, stub_savefig

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import cifar10
-from bench.cifar10 import CIFAR10Error, load_cifar10, load_label_names
+from bench.data import cifar10
+from bench.data.cifar10 import CIFAR10Error, load_cifar10, load_label_names
 
 LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import results
 from bench import run as cli
+from bench.runs import results
 from tests.conftest import FixtureTable
 
 
@@ -124,7 +124,7 @@ TINY = [
 @pytest.fixture
 def fixture_cli(monkeypatch, toy_data):
     """The CLI with the fixture table and toy data instead of the digits benchmark (fast)."""
-    from bench import executors
+    from bench.runs import executors
 
     table = FixtureTable()
     monkeypatch.setattr(executors, "open_table", lambda benchmark, paths: table)

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from bench.spaces import SearchSpace
-from bench.supernet import Supernet
+from bench.search.spaces import SearchSpace
+from bench.search.supernet import Supernet
 from optimizers import SearchContext, build_hyperparameters, get_optimizer
 
 

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import cifar10, data
-from bench.data import OFFICIAL, DataPaths, fetch_cifar10, fetch_nb101, locate, main, resolve_data_dir
-from bench.download import (
+from bench.data import cifar10
+from bench.data import install as data
+from bench.data.cli import main
+from bench.data.download import (
     Checksum,
     ChecksumError,
     DownloadError,
@@ -35,6 +36,14 @@ from bench.download import (
     marker_path,
     part_path,
     safe_extract_tar,
+)
+from bench.data.install import (
+    OFFICIAL,
+    DataPaths,
+    fetch_cifar10,
+    fetch_nb101,
+    locate,
+    resolve_data_dir,
 )
 from tests.test_cifar10 import write_fake_cifar
 
@@ -351,9 +360,9 @@ def test_fetch_cifar10_rejects_an_archive_without_the_batches(server, tmp_path: 
 
 def test_fetch_nb101_from_file_then_converts(tmp_path: Path, monkeypatch):
     calls = []
-    fake = types.ModuleType("bench.nb101")
+    fake = types.ModuleType("bench.truth.nb101")
     fake.NB101Table = types.SimpleNamespace(load=calls.append)  # stand-in for the real table reader
-    monkeypatch.setitem(sys.modules, "bench.nb101", fake)
+    monkeypatch.setitem(sys.modules, "bench.truth.nb101", fake)
     src = tmp_path / "downloads" / "nasbench_only108.tfrecord"
     src.parent.mkdir()
     src.write_bytes(b"synthetic, not a real tfrecord")
@@ -368,9 +377,9 @@ def test_conversion_failure_is_a_data_error(tmp_path: Path, monkeypatch):
     def load(path):
         raise ValueError("CRC mismatch in record 7")
 
-    fake = types.ModuleType("bench.nb101")
+    fake = types.ModuleType("bench.truth.nb101")
     fake.NB101Table = types.SimpleNamespace(load=load)
-    monkeypatch.setitem(sys.modules, "bench.nb101", fake)
+    monkeypatch.setitem(sys.modules, "bench.truth.nb101", fake)
     src = tmp_path / "x.tfrecord"
     src.write_bytes(b"synthetic")
     ds = dataclasses.replace(OFFICIAL["nb101"], checksum=_sha(b"synthetic"))
@@ -379,7 +388,7 @@ def test_conversion_failure_is_a_data_error(tmp_path: Path, monkeypatch):
 
 
 def test_conversion_is_skipped_when_the_reader_is_missing(tmp_path: Path, monkeypatch, caplog):
-    monkeypatch.setitem(sys.modules, "bench.nb101", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "bench.truth.nb101", None)  # makes the import fail
     src = tmp_path / "x.tfrecord"
     src.write_bytes(b"synthetic")
     ds = dataclasses.replace(OFFICIAL["nb101"], checksum=_sha(b"synthetic"))

@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bench.digits as digits
-from bench.digits import (
+import bench.truth.digits as digits
+from bench.search.graph import hash_spec
+from bench.truth.base import ArchResult, GroundTruth
+from bench.truth.digits import (
     DigitsBenchmark,
     DigitsCacheError,
     DigitsProtocol,
@@ -30,8 +32,6 @@ from bench.digits import (
     load_digits_splits,
     split_indices,
 )
-from bench.graph import hash_spec
-from bench.tables import ArchResult, GroundTruth
 
 C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 
@@ -306,7 +306,7 @@ def test_best_test_error_only_when_complete(bench_factory, tmp_path: Path) -> No
 
 
 def test_invalid_spec_raises_before_training(bench_factory, counter: Counter) -> None:
-    from bench.graph import InvalidSpecError
+    from bench.search.graph import InvalidSpecError
 
     disconnected = ([[0, 1, 0], [0, 0, 0], [0, 0, 0]], ["input", C3, "output"])
     with pytest.raises(InvalidSpecError):
@@ -348,7 +348,7 @@ def test_real_query_end_to_end(tmp_path: Path) -> None:
 # ---- tabulate CLI ----------------------------------------------------------------------------------
 
 
-# bench.tabulate imports torch (via bench.spaces): imported inside the tests below, so the spawned
+# bench.tabulate imports torch (via bench.search.spaces): imported inside the tests below, so the spawned
 # workers of the concurrency test, which import this module, start fast.
 
 
@@ -356,7 +356,7 @@ class FakeSpace:
     """TEST FIXTURE: a 'search space' of four hand-written models."""
 
     def __init__(self, number: int) -> None:
-        from bench.spaces import UnknownSpaceError
+        from bench.search.spaces import UnknownSpaceError
 
         if number not in (1, 2, 3):
             raise UnknownSpaceError(f"unknown search space {number!r}; choose 1, 2 or 3")
@@ -429,7 +429,7 @@ def test_protocol_statistics_on_synthetic_results() -> None:
 
 def test_shipped_space1_table_covers_the_space(tmp_path: Path, counter: Counter) -> None:
     """The repo ships space 1 tabulated under the default protocol, so regret works out of the box."""
-    from bench.spaces import SearchSpace
+    from bench.search.spaces import SearchSpace
 
     path = digits.SHIPPED_DIR / "digits_space1.sqlite"
     assert path in digits.shipped_tables()

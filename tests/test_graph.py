@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import graph
-from bench.graph import (
+from bench.search import graph
+from bench.search.graph import (
     HASH_OPS,
     InvalidSpecError,
     check_in_nb101,

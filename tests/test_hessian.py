@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.hessian import (
+from bench.search.hessian import (
     HessianArgumentError,
     StagedLoss,
     _ReverseHVP,
@@ -155,7 +155,7 @@ def test_alphas_untouched(point) -> None:
 
 def test_max_iter_caps_work_and_warns(point, caplog) -> None:
     loss, _ = quadratic(np.linspace(0.0, 1.0, N))  # evenly spread: slow convergence
-    with caplog.at_level(logging.WARNING, logger="bench.hessian"):
+    with caplog.at_level(logging.WARNING, logger="bench.search.hessian"):
         info = dominant_eigenvalue_info(loss, point, max_iter=2)
     assert info.num_hvps == 2 and not info.converged
     assert "Lanczos stopped" in caplog.text
@@ -330,8 +330,8 @@ def test_supernet_eigenvalue_leaves_model_untouched(tiny, training) -> None:
 
 
 def test_real_supernet_small() -> None:
-    from bench.spaces import SearchSpace
-    from bench.supernet import Supernet
+    from bench.search.spaces import SearchSpace
+    from bench.search.supernet import Supernet
 
     space = SearchSpace(1)
     torch.manual_seed(0)
@@ -346,8 +346,8 @@ def test_real_supernet_small() -> None:
 
 
 def _small_supernet(space_number: int, **kwargs):
-    from bench.spaces import SearchSpace
-    from bench.supernet import Supernet
+    from bench.search.spaces import SearchSpace
+    from bench.search.supernet import Supernet
 
     space = SearchSpace(space_number)
     torch.manual_seed(0)

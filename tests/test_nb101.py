@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import nb101
-from bench.graph import InvalidSpecError, clear_hash_cache, hash_pruned, hash_spec, ops_from_labels
-from bench.nb101 import (
+from bench.search.graph import InvalidSpecError, clear_hash_cache, hash_pruned, hash_spec, ops_from_labels
+from bench.truth import nb101
+from bench.truth.base import GroundTruth
+from bench.truth.nb101 import (
     EvaluationData,
     InvalidHashError,
     ModelMetrics,
@@ -25,7 +26,6 @@ from bench.nb101 import (
     NB101Table,
     SpecNotInTableError,
 )
-from bench.tables import GroundTruth
 
 # The one real record of specs/nb101_format.md (a single repeat of it).
 REAL_ADJ = "0100110001000000010010000010000001000000010000000"
@@ -346,7 +346,7 @@ def test_unreadable_cache_beside_tfrecord_is_rebuilt(small_file, caplog):
     NB101Table.load(small_file)
     cache = nb101.cache_path_for(small_file)
     cache.write_bytes(b"garbage")
-    with caplog.at_level(logging.WARNING, logger="bench.nb101"):
+    with caplog.at_level(logging.WARNING, logger="bench.truth.nb101"):
         assert len(NB101Table.load(small_file)) == 3
     assert "unreadable cache" in caplog.text
     assert len(NB101Table.load(cache)) == 3
@@ -396,7 +396,7 @@ def test_no_partial_cache_after_failed_write(small_file, monkeypatch, caplog):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(nb101.np, "savez", half_then_fail)
-    with caplog.at_level(logging.WARNING, logger="bench.nb101"):
+    with caplog.at_level(logging.WARNING, logger="bench.truth.nb101"):
         table = NB101Table.load(small_file)  # the table still works, only uncached
     assert len(table) == 3 and "could not write the cache" in caplog.text
     assert listing(small_file) == ["small.tfrecord"]
@@ -447,7 +447,7 @@ def test_masked_crc_known_value():
 
 def test_best_test_error_comes_from_the_space():
     pytest.importorskip("torch")
-    from bench.spaces import SearchSpace
+    from bench.search.spaces import SearchSpace
 
     table = NB101Table({k: v for k, v in _tiny_arrays().items()})
     assert table.best_test_error(1) == SearchSpace(1).best_test_error
@@ -626,7 +626,7 @@ def test_rows_whose_hash_is_not_their_spec_are_not_indexed(tmp_path, caplog):
         NB101Record(CHAIN3B[0], tuple(CHAIN3B[1]), full_metrics(0.2, 0.2, 1.0), module_hash=fake_b),
     ]
     nb101.write_tfrecord(path, recs)
-    with caplog.at_level(logging.WARNING, logger="bench.nb101"):
+    with caplog.at_level(logging.WARNING, logger="bench.truth.nb101"):
         table = NB101Table.load(path)
     assert "does not hash to their module hash" in caplog.text
     assert table._spec_rows.tolist() == [table.rows([nb101.hash_spec(*CHAIN3)]).item()]
@@ -643,10 +643,10 @@ def test_old_version_cache_is_rebuilt(small_file, caplog):
     for name in nb101._SPEC_ARRAYS:
         del arrays[name]
     st = cache.stat()
-    nb101._write_cache(cache, arrays, {**meta, "version": 1})  # what bench.nb101 wrote before the index
+    nb101._write_cache(cache, arrays, {**meta, "version": 1})  # what bench.truth.nb101 wrote before the index
     with pytest.raises(NB101FormatError, match="cache version 1, expected 2"):
         NB101Table.load(cache)
-    with caplog.at_level(logging.WARNING, logger="bench.nb101"):
+    with caplog.at_level(logging.WARNING, logger="bench.truth.nb101"):
         table = NB101Table.load(small_file)
     assert "outdated (cache version 1, expected 2)" in caplog.text and table.source == small_file
     rebuilt = NB101Table.load(cache)

@@ -14,13 +14,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench import results
 from bench import run as cli
-from bench.config import RunConfig, field_annotations, parse_value
-from bench.graph import hash_spec
-from bench.spaces import SearchSpace
-from bench.supernet import MixedOp, Supernet, channel_shuffle
-from bench.trainer import Trainer
+from bench.runs import results
+from bench.runs.config import RunConfig, field_annotations, parse_value
+from bench.runs.trainer import Trainer
+from bench.search.graph import hash_spec
+from bench.search.spaces import SearchSpace
+from bench.search.supernet import MixedOp, Supernet, channel_shuffle
 from optimizers import OneShotOptimizer, SearchContext, available, build_hyperparameters, get_optimizer
 from optimizers.gdas import gdas_tau
 from tests.test_cli import fixture_cli  # noqa: F401  (the CLI with the fixture table and toy data)

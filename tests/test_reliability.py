@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import results
 from bench import run as cli
-from bench.trainer import Trainer
+from bench.runs import results
+from bench.runs.trainer import Trainer
 from optimizers import available
 from tests.fixture_cli import main as fixture_main
 

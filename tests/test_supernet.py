@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.spaces import PRIMITIVES, SearchSpace
-from bench.supernet import (
+from bench.search.spaces import PRIMITIVES, SearchSpace
+from bench.search.supernet import (
     BN_MOMENTUM,
     REFERENCE_BN_MOMENTUM,
     ConvBnRelu,
@@ -440,7 +440,7 @@ def test_eval_forward_matches_unfolded_model(space: int) -> None:
 
 @pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
 def test_inference_max_pool_equals_aten_and_keeps_the_format(fmt: torch.memory_format) -> None:
-    from bench.supernet import MaxPool3x3
+    from bench.search.supernet import MaxPool3x3
 
     x = F.relu(torch.randn(2, 5, 7, 6)).contiguous(memory_format=fmt)  # ReLU: many tied zeros
     x[0, 0, 0, 0] = float("nan")

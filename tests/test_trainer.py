@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import results
-from bench.config import RunConfig
-from bench.trainer import CHECKPOINT, DeviceError, Trainer, resolve_device, seed_everything
+from bench.runs import results
+from bench.runs.config import RunConfig
+from bench.runs.trainer import CHECKPOINT, DeviceError, Trainer, resolve_device, seed_everything
 
 
 def tiny_config(**kw: object) -> RunConfig:

@@ -1,4 +1,4 @@
-"""Benchmark of bench.hessian against the reference's row-by-row Hessian on the real supernet.
+"""Benchmark of bench.search.hessian against the reference's row-by-row Hessian on the real supernet.
 
     python -m bench.perf hessian [--spaces 1,2,3] [--batch 96] [--device auto] [--methods reference,lanczos]
 
@@ -7,7 +7,7 @@ on CUDA the peak allocated GPU memory is measured too. Same seed, same supernet 
 (`space.init_alphas`, 1e-3·randn) and the same SYNTHETIC random 3×32×32 batch with random labels for
 every method: the numbers measure cost and agreement, not any real model's curvature. Both sides run
 with the same torch thread count and dtype: the float32 eigenvalue moves by more than 1e-4 between thread
-counts (see bench/hessian.py), so only like-for-like runs are compared.
+counts (see bench/search/hessian.py), so only like-for-like runs are compared.
 
 Methods:
   reference        the reference's procedure: weights requiring grad as during search, one create_graph
@@ -68,7 +68,7 @@ def _maxrss_mb() -> float:
 
 
 def reference_eigenvalue(model, alphas, batch, arch_weight_decay: float) -> tuple[float, int]:  # noqa: ANN001
-    """The reference procedure, written out independently of bench.hessian: (max eigenvalue, rows)."""
+    """The reference procedure, written out independently of bench.search.hessian: (max eigenvalue, rows)."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -94,10 +94,10 @@ def worker(
     """Build everything, warm up, then time one eigenvalue; returns the measurements."""
     import torch
 
-    from bench.hessian import supernet_eigenvalue_info
-    from bench.spaces import SearchSpace
-    from bench.supernet import Supernet
-    from bench.trainer import full_float32
+    from bench.runs.trainer import full_float32
+    from bench.search.hessian import supernet_eigenvalue_info
+    from bench.search.spaces import SearchSpace
+    from bench.search.supernet import Supernet
 
     full_float32()  # the numerics the trainer runs with
     device, dt = torch.device(device_name), getattr(torch, dtype)

@@ -1,4 +1,4 @@
-"""Benchmark of bench.nb101 on a SYNTHETIC full-size file in the official NAS-Bench-101 format.
+"""Benchmark of bench.truth.nb101 on a SYNTHETIC full-size file in the official NAS-Bench-101 format.
 
     python -m bench.perf nb101 [--n-archs 423624] [--n-real 20000] [--load-tries 3] [--seed 0]
                                [--dir DIR] [--keep] [--strict]
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 import bench
-from bench import nb101
-from bench.graph import HASH_OPS, INPUT, OUTPUT, InvalidSpecError, clear_hash_cache, hash_spec, prune
+from bench.search.graph import HASH_OPS, INPUT, OUTPUT, InvalidSpecError, clear_hash_cache, hash_spec, prune
+from bench.truth import nb101
 
 OFFICIAL_ARCHS = 423_624
 REPEATS = 3
@@ -136,7 +136,7 @@ def _metrics(va: float, te: float, tr: float, tt: float, params: int) -> bytes:
 
 
 def _check_metrics_encoder() -> None:
-    """The fast encoder above must produce exactly what bench.nb101 writes."""
+    """The fast encoder above must produce exactly what bench.truth.nb101 writes."""
     va, te, tr, tt, p = 0.91, 0.9, 0.99, 1769.5, 8555530
     ev = nb101.EvaluationData
     ref = nb101.ModelMetrics(
@@ -188,7 +188,7 @@ def write_synthetic(path: Path, n_archs: int, specs: list[RealSpec], seed: int) 
 _LOADER = """
 import json, resource, sys, time
 t0 = time.perf_counter()
-from bench.nb101 import NB101Table
+from bench.truth.nb101 import NB101Table
 t1, c1 = time.perf_counter(), time.process_time()
 table = NB101Table.load(sys.argv[1])
 t2, c2 = time.perf_counter(), time.process_time()
@@ -403,7 +403,7 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
             f"<= {tg.load_s} s",
             verdict(load_padded, lambda x: x <= tg.load_s),
         ),
-        ("  (import bench.nb101, not in the above)", (f"{import_s:.3f} s", ""), "", ""),
+        ("  (import bench.truth.nb101, not in the above)", (f"{import_s:.3f} s", ""), "", ""),
         (
             f"peak RSS after load (max of {args.load_tries})",
             (f"{rss:.0f} MB", ""),

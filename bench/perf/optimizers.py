@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.config import RunConfig
-from bench.spaces import SearchSpace
-from bench.supernet import Supernet
+from bench.runs.config import RunConfig
+from bench.search.spaces import SearchSpace
+from bench.search.supernet import Supernet
 from optimizers import OneShotOptimizer, SearchContext, available, build_hyperparameters, get_optimizer
 
 ORDER = ("darts", "pcdarts", "gdas", "sdarts-rs", "sdarts-adv", "msdarts", "rsws")
@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = [n for n in ORDER if n in names] + [n for n in names if n not in ORDER]
     if args.threads:
         torch.set_num_threads(args.threads)
-    from bench.trainer import DeviceError, full_float32, resolve_device
+    from bench.runs.trainer import DeviceError, full_float32, resolve_device
 
     full_float32()  # the numerics the trainer runs with
     try:

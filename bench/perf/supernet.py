@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.spaces import SearchSpace
+from bench.search.spaces import SearchSpace
 
 # The reference implementation on an idle 2-core CPU machine like ours (DARTS, space 1):
 # (space, batch) -> (weight step s, arch step s, peak RSS GB).
@@ -172,8 +172,8 @@ def measure(
     impl: str = "ours",
 ) -> Measurement:
     """Time both steps of one configuration in this process (call it in a fresh one for peak RSS)."""
-    from bench.supernet import Supernet
-    from bench.trainer import full_float32
+    from bench.runs.trainer import full_float32
+    from bench.search.supernet import Supernet
 
     full_float32()  # the numerics the trainer runs with
     if threads:

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from bench import results
-from bench.config import ConfigError, RunConfig
-from bench.datasets import SearchData
-from bench.tables import ArchResult
-from bench.trainer import CHECKPOINT, Trainer
+from bench.data.splits import SearchData
+from bench.runs import results
+from bench.runs.config import ConfigError, RunConfig
+from bench.runs.trainer import CHECKPOINT, Trainer
+from bench.truth.base import ArchResult
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def read_config(run_dir: Path) -> RunConfig:
 
 def search_data(cfg: RunConfig, data_dir: Path | None = None) -> SearchData:
     """The run's search data from the loaders bench.run uses (digits: built in; nb101: CIFAR-10)."""
-    from bench.executors import load_data
     from bench.run import UsageError, resolve_benchmark
+    from bench.runs.executors import load_data
 
     if cfg.benchmark not in ("digits", "nb101"):
         raise RestoreError(f"benchmark {cfg.benchmark!r} has no data loader; pass the search data explicitly")

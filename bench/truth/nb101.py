@@ -38,7 +38,7 @@ import google_crc32c
 import numpy as np
 from tqdm import tqdm
 
-from bench.graph import (
+from bench.search.graph import (
     HASH_OPS,
     INPUT,
     OUTPUT,
@@ -50,7 +50,7 @@ from bench.graph import (
     ops_from_labels,
     prune,
 )
-from bench.tables import ArchResult
+from bench.truth.base import ArchResult
 
 __all__ = [
     "EvaluationData",
@@ -809,7 +809,7 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
 
 
 class _OutdatedCacheError(ValueError):
-    """A cache written by an older bench.nb101 (another CACHE_VERSION)."""
+    """A cache written by an older bench.truth.nb101 (another CACHE_VERSION)."""
 
 
 def _read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict]:
@@ -877,7 +877,7 @@ class NB101Batch:
 
 
 class NB101Table:
-    """The NAS-Bench-101 table at 108 epochs; implements bench.tables.GroundTruth."""
+    """The NAS-Bench-101 table at 108 epochs; implements bench.truth.base.GroundTruth."""
 
     name = "nb101"
 
@@ -1126,6 +1126,6 @@ class NB101Table:
 
     def best_test_error(self, space: int) -> float | None:
         """Lowest single-run test error in NAS-Bench-1Shot1 search space `space` (reference constant)."""
-        from bench.spaces import SearchSpace  # lazy: spaces imports torch
+        from bench.search.spaces import SearchSpace  # lazy: spaces imports torch
 
         return SearchSpace(space).best_test_error

@@ -51,7 +51,7 @@ import torch.autograd.forward_ad as fwad
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.spaces import PRIMITIVES, SearchSpace
+from bench.search.spaces import PRIMITIVES, SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -288,8 +288,8 @@ class Supernet(nn.Module):
         """`forward` as a chain of stages (stem, each cell with its downsampling, head), each mapping
         (activation, alphas) to the next activation, with mixing weights `mixing_fn(alphas)`.
 
-        Lets second derivatives be taken one stage at a time (`bench.hessian`, hvp="segmented"), so only
-        one cell's graph is alive at once.
+        Lets second derivatives be taken one stage at a time (`bench.search.hessian`, hvp="segmented"), so
+        only one cell's graph is alive at once.
         """
 
         def stem(x: Tensor, alphas: Sequence[Tensor]) -> Tensor:

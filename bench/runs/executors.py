@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from bench import results
-from bench.config import RunConfig
-from bench.trainer import STATUS_JSON, RunOutcome, Trainer, config_record
+from bench.runs import results
+from bench.runs.config import RunConfig
+from bench.runs.trainer import STATUS_JSON, RunOutcome, Trainer, config_record
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +34,16 @@ REPLACED_DIR = ".replaced"  # where --force moves old runs (hidden: never loaded
 # ---- where ground truth and data come from ------------------------------------------------------
 def open_table(benchmark: str, paths: Any) -> Any:
     if benchmark == "nb101":
-        from bench.nb101 import NB101Table
+        from bench.truth.nb101 import NB101Table
 
         return NB101Table.load(paths.nb101)
-    from bench.digits import DigitsBenchmark
+    from bench.truth.digits import DigitsBenchmark
 
     return DigitsBenchmark()
 
 
 def load_data(cfg: RunConfig, paths: Any) -> Any:
-    from bench.datasets import load_cifar10_search_data, load_digits_search_data
+    from bench.data.splits import load_cifar10_search_data, load_digits_search_data
 
     if cfg.benchmark == "nb101":
         return load_cifar10_search_data(paths.cifar10, cfg.train_portion, cfg.data_limit, augment=cfg.augment)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.download import DataError
+from bench.data.download import DataError
 
 DIRNAME = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))

@@ -25,12 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench import results
-from bench.config import RunConfig
-from bench.datasets import STREAM_TRAIN, STREAM_VALID, SearchData, epoch_batches, fixed_batch
-from bench.spaces import SearchSpace
-from bench.supernet import Supernet
-from bench.tables import GroundTruth
+from bench.data.splits import STREAM_TRAIN, STREAM_VALID, SearchData, epoch_batches, fixed_batch
+from bench.runs import results
+from bench.runs.config import RunConfig
+from bench.search.spaces import SearchSpace
+from bench.search.supernet import Supernet
+from bench.truth.base import GroundTruth
 from optimizers import SearchContext, build_hyperparameters, get_optimizer
 
 log = logging.getLogger(__name__)
@@ -281,7 +281,7 @@ class Trainer:
         cfg = self.cfg
         if not cfg.hessian or (epoch % cfg.hessian_every and epoch != self.epochs - 1):
             return float("nan"), 0.0
-        from bench.hessian import supernet_eigenvalue_info
+        from bench.search.hessian import supernet_eigenvalue_info
 
         t0 = time.perf_counter()
         batch = fixed_batch(

@@ -1,32 +1,25 @@
 """Where the harness keeps NAS-Bench-101 and CIFAR-10, how to fetch them, and what is installed.
 
-CLI:
-    python -m bench.data download nb101|cifar10|all [--dest DIR] [--url URL] [--from-file PATH]
-                                                    [--no-verify] [--no-convert] [--retries N]
-    python -m bench.data status [--dest DIR] [--verify]
-
-The data directory is `--dest`, else $NB1SHOT1_DATA, else the per-user cache directory. Every function
+The command-line face is `python -m bench.data` (bench/data/cli.py). The data directory is `--dest`,
+else $NB1SHOT1_DATA, else the per-user cache directory. Every function
 takes the directory it works on; nothing here is module-level mutable state.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import logging
 import os
 import shutil
-import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
 from platformdirs import user_cache_dir
 
-from bench import cifar10
-from bench.download import (
+from bench.data import cifar10
+from bench.data.download import (
     Checksum,
     DataError,
     RetryPolicy,
@@ -111,9 +104,9 @@ _NOT_A_CACHE = (".part", ".bad", ".verified", ".tmp", ".lock")
 
 
 def nb101_cache(data_dir: Path) -> Path | None:
-    """The converted fast cache beside the tfrecord, if bench.nb101 has written one.
+    """The converted fast cache beside the tfrecord, if bench.truth.nb101 has written one.
 
-    bench.nb101 owns the cache format and name; here anything named `nasbench_only108.*` other than the
+    bench.truth.nb101 owns the cache format and name; here anything named `nasbench_only108.*` other than the
     tfrecord itself and in-flight/marker files counts.
     """
     tfrecord = nb101_path(data_dir)
@@ -136,11 +129,11 @@ def locate(data_dir: Path | str | None = None) -> DataPaths:
 
 
 def convert_nb101(tfrecord: Path) -> bool:
-    """Build bench.nb101's fast cache now, so the first run does not pay for it; False when skipped."""
+    """Build bench.truth.nb101's fast cache now, so the first run does not pay for it; False when skipped."""
     try:
-        from bench.nb101 import NB101Table  # lazy: the table reader is optional for downloading
+        from bench.truth.nb101 import NB101Table  # lazy: the table reader is optional for downloading
     except ImportError as e:
-        log.warning("cannot import bench.nb101 (%s); skipped conversion to the fast cache", e)
+        log.warning("cannot import bench.truth.nb101 (%s); skipped conversion to the fast cache", e)
         return False
     log.info("converting %s to the fast cache (once)", tfrecord)
     try:
@@ -281,90 +274,3 @@ def _verification(path: Path, checksum: Checksum, rehash: bool) -> str:
     if marker_ok(path, checksum):
         return f"{checksum.algorithm} verified"
     return "not verified (run `python -m bench.data status --verify` to check it)"
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench.data", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    dest_help = f"data directory (default: ${DATA_ENV}, else {user_cache_dir(APP_NAME)})"
-    dl = sub.add_parser("download", help="download, verify and install a dataset")
-    dl.add_argument("dataset", choices=[*OFFICIAL, "all"])
-    dl.add_argument("--dest", type=Path, help=dest_help)
-    dl.add_argument("--url", help="download from this URL (a mirror) instead of the official one")
-    dl.add_argument("--from-file", type=Path, help="install a file you downloaded yourself (still verified)")
-    dl.add_argument(
-        "--no-verify",
-        action="store_true",
-        help="UNSAFE: skip the checksum; a truncated or tampered file would be installed as is",
-    )
-    dl.add_argument("--no-convert", action="store_true", help="nb101: do not build the fast cache now")
-    dl.add_argument("--retries", type=int, default=RetryPolicy.retries, help="retries after a failed attempt")
-    dl.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-    st = sub.add_parser("status", help="show what is installed and how to fetch what is missing")
-    st.add_argument("--dest", type=Path, help=dest_help)
-    st.add_argument("--verify", action="store_true", help="re-hash the installed files (takes a few seconds)")
-    return parser
-
-
-def _run_download(args: argparse.Namespace, data_dir: Path) -> None:
-    keys = list(OFFICIAL) if args.dataset == "all" else [args.dataset]
-    if len(keys) > 1 and (args.url or args.from_file):
-        raise DataError(
-            "--url and --from-file name one file; use them with `download nb101` or `download cifar10`"
-        )
-    if args.retries < 0:
-        raise DataError(f"--retries must be >= 0, got {args.retries}")
-    policy = dataclasses.replace(RetryPolicy(), retries=args.retries)
-    progress = False if args.no_progress else None
-    verify = not args.no_verify
-    for key in keys:
-        if key == "nb101":
-            path = fetch_nb101(
-                data_dir,
-                url=args.url,
-                from_file=args.from_file,
-                verify=verify,
-                convert=not args.no_convert,
-                policy=policy,
-                progress=progress,
-            )
-        else:
-            path = fetch_cifar10(
-                data_dir,
-                url=args.url,
-                from_file=args.from_file,
-                verify=verify,
-                policy=policy,
-                progress=progress,
-            )
-        print(f"{key}: {path}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s"
-    )
-    data_dir = resolve_data_dir(args.dest)
-    try:
-        if args.command == "download":
-            _run_download(args, data_dir)
-        else:
-            print("\n".join(status_lines(data_dir, verify=args.verify)))
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # permissions, full disk, a --dest that is a file: fixable by the user
-        print(f"error: {e}; check the path or pass --dest to a writable directory", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume the download", file=sys.stderr)
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

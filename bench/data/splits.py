@@ -47,7 +47,7 @@ def split_halves(x: Tensor, y: Tensor, train_portion: float) -> tuple[Tensor, Te
 
 def load_digits_search_data(train_portion: float, data_limit: int | None = None) -> SearchData:
     """The embedded benchmark's search data: the train split of scikit-learn's 8x8 digits."""
-    from bench.digits import load_digits_splits
+    from bench.truth.digits import load_digits_splits
 
     x, y = load_digits_splits()["train"]
     x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
@@ -61,7 +61,7 @@ def load_cifar10_search_data(
     cifar_dir: Path, train_portion: float, data_limit: int | None = None, augment: bool = True
 ) -> SearchData:
     """CIFAR-10's 50k training images, normalized, halved into weight and architecture data."""
-    from bench.cifar10 import load_cifar10
+    from bench.data.cifar10 import load_cifar10
 
     images, labels = load_cifar10(cifar_dir, split="train")
     if data_limit is not None:

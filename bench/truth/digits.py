@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.graph import HASH_OPS, hash_pruned, hash_spec, prune
-from bench.graph import check_in_nb101 as _check_in_nb101
-from bench.tables import ArchResult
+from bench.search.graph import HASH_OPS, hash_pruned, hash_spec, prune
+from bench.search.graph import check_in_nb101 as _check_in_nb101
+from bench.truth.base import ArchResult
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ SPLIT_SEED = 0
 TEST_SIZE = 450  # 25 %: accuracy steps of 0.22 points, enough to tell architectures apart
 VALID_SIZE = 360  # 20 %; the remaining 987 images are 'train'
 SCHEMA_VERSION = 1
-SHIPPED_DIR = Path(__file__).resolve().parent / "data"
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 SHIPPED_GLOB = "digits_space*.sqlite"
 
 
@@ -458,7 +458,7 @@ TrainFn = Callable[[np.ndarray, list, DigitsProtocol, int], RepeatResult]
 
 
 class DigitsBenchmark:
-    """Lazily tabulated NAS-Bench-101 on 8x8 digits (implements `bench.tables.GroundTruth`)."""
+    """Lazily tabulated NAS-Bench-101 on 8x8 digits (implements `bench.truth.base.GroundTruth`)."""
 
     name = "digits"
 

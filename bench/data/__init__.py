@@ -1,0 +1,5 @@
+"""Data: downloads with checksums, the CIFAR-10 and digits loaders, and the search-data splits.
+
+Nothing here knows about search spaces, ground-truth tables or runs. `python -m bench.data` is the
+download command (cli.py).
+"""

@@ -1,0 +1,1 @@
+"""The search core: spaces, NB-101 graph hashing, the supernet and the Hessian. No I/O, no CLI."""
