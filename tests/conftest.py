@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import pytest
 import torch
 
 from bench.data.splits import SearchData
-from bench.search.graph import hash_spec
-from bench.truth.base import ArchResult
+from tests.helpers import FixtureTable, make_toy_data
 
 # Tiny tensors: one intra-op thread avoids OpenMP spin-wait overhead that dominates on 2 busy cores.
 torch.set_num_threads(1)
-
-
-class FixtureTable:
-    """TEST FIXTURE, not a benchmark: accuracies are a deterministic function of the NB-101 hash."""
-
-    name = "fixture"
-
-    def __init__(self, best_test_error: float | None = 0.0) -> None:
-        self._best = best_test_error
-        self.queries = 0
-
-    def query(self, matrix: np.ndarray, ops: Sequence[str]) -> ArchResult:
-        self.queries += 1
-        h = hash_spec(matrix, ops)
-        base = int(h[:6], 16) / 16**6
-        return ArchResult(
-            h, (base, base + 0.001, base + 0.002), (base, base - 0.001, base + 0.001), (1.0, 1.0, 1.0), 7
-        )
-
-    def best_test_error(self, space: int) -> float | None:
-        return self._best
 
 
 @pytest.fixture
@@ -42,14 +17,17 @@ def fixture_table() -> FixtureTable:
     return FixtureTable()
 
 
-def make_toy_data() -> SearchData:
-    """TEST FIXTURE: random 8x8 single-channel images, enough to exercise every code path in seconds."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(128, 1, 8, 8, generator=g)
-    y = torch.randint(0, 10, (128,), generator=g)
-    return SearchData("toy-fixture", x[:64], y[:64], x[64:], y[64:], num_classes=10, in_channels=1)
-
-
 @pytest.fixture(scope="session")
 def toy_data() -> SearchData:
     return make_toy_data()
+
+
+@pytest.fixture
+def fixture_cli(monkeypatch, toy_data):
+    """The CLI with the fixture table and toy data instead of the digits benchmark (fast)."""
+    from bench.runs import executors
+
+    table = FixtureTable()
+    monkeypatch.setattr(executors, "open_table", lambda benchmark, paths: table)
+    monkeypatch.setattr(executors, "load_data", lambda cfg, paths: toy_data)
+    return table

@@ -15,9 +15,7 @@ from bench.runs import results
 from bench.runs.config import RunConfig
 from bench.runs.restore import load_run
 from bench.runs.trainer import Trainer, config_record
-from tests.conftest import FixtureTable
-
-pytest_plugins = ["tests.test_analysis_fixtures"]  # grid_results, grid, stub_savefig
+from tests.helpers import FixtureTable
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,7 @@ import pytest
 
 from analysis import regret, table4
 from analysis.load import Results, load
-from tests.test_analysis_fixtures import read_all, write_run
-
-pytest_plugins = ["tests.test_analysis_fixtures"]  # grid_results, grid, stub_savefig
+from tests.analysis.fixtures import read_all, write_run
 
 
 def _with_bandwidth(frame: pd.DataFrame) -> pd.DataFrame:

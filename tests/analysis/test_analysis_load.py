@@ -18,10 +18,7 @@ from analysis import figure3, figure4, regret, report, table4
 from analysis.load import AnalysisError, Filters, Results, load
 from analysis.stats import describe, fmt_pm, n_label
 from bench.runs import results
-from tests.test_analysis_fixtures import read_all, write_run
-
-pytest_plugins = ["tests.test_analysis_fixtures"]  # grid_results, grid, stub_savefig
-
+from tests.analysis.fixtures import read_all, write_run
 
 COMMANDS = [figure3.main, table4.main, regret.main, figure4.main, report.main]
 
@@ -133,7 +130,7 @@ def test_cli_as_a_process_has_no_traceback(tmp_path: Path) -> None:
         [sys.executable, "-m", "analysis.figure3", str(tmp_path / "nope"), "-o", str(tmp_path / "out")],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [

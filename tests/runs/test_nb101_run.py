@@ -14,7 +14,7 @@ from bench import run as cli
 from bench.runs import results
 from bench.search.spaces import SearchSpace
 from bench.truth.nb101 import NB101Table, metrics_from_final, records_for_spec, write_tfrecord
-from tests.test_cifar10 import write_fake_cifar
+from tests.helpers import write_fake_cifar
 
 TINY = ["--set", "batch_size=8", "--set", "init_channels=2", "--set", "cells_per_stack=1", "--set",
         "hessian=false", "--no-progress", "--jobs", "1"]  # fmt: skip

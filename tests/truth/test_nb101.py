@@ -35,7 +35,7 @@ REAL_OPS = "input,conv3x3-bn-relu,maxpool3x3,conv3x3-bn-relu,conv3x3-bn-relu,con
 REAL_HASH = "00005c142e6f48ac74fdcf73e3439874"
 REAL_MATRIX = np.array([int(c) for c in REAL_ADJ]).reshape(7, 7)
 FIX = "python -m bench.data download nb101"
-SAMPLE = Path(__file__).parent / "data" / "nb101_sample_1k.json"
+SAMPLE = Path(__file__).parents[1] / "assets" / "nb101_sample_1k.json"
 
 # Small valid specs (input -> ... -> output); NOT from NAS-Bench-101, values below are made up.
 CHAIN3 = (np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]]), ["input", "conv3x3-bn-relu", "output"])

@@ -1,4 +1,4 @@
-"""NAS-Bench-101 pruning and hashing against real data (tests/data/nb101_sample_1k.json)."""
+"""NAS-Bench-101 pruning and hashing against real data (tests/assets/nb101_sample_1k.json)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from bench.search.graph import (
     prune,
 )
 
-SAMPLE = Path(__file__).parent / "data" / "nb101_sample_1k.json"
+SAMPLE = Path(__file__).parents[1] / "assets" / "nb101_sample_1k.json"
 
 
 @pytest.fixture(scope="module")

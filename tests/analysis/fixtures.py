@@ -5,7 +5,7 @@ and every config.json says so in its `benchmark_note`; nothing here is a measure
 the ones bench.run writes: epochs.csv, config.json, alphas.npz, status.json, under
 `<root>/<benchmark>/space<k>/<optimizer>/<tag>/seed<s>/`.
 
-Test modules use these as a plugin (`pytest_plugins = ["tests.test_analysis_fixtures"]`), so the
+tests/analysis/conftest.py exposes the fixtures below to every analysis test, so the
 session-wide fixtures are built once; the module itself holds no tests.
 """
 
@@ -25,7 +25,7 @@ from bench.runs import results
 from bench.runs.config import RunConfig
 from bench.search.spaces import SearchSpace
 
-FIXTURE_NOTE = "TEST FIXTURE: synthetic numbers written by tests/test_analysis_fixtures.py, not a measurement"
+FIXTURE_NOTE = "TEST FIXTURE: synthetic numbers written by tests/analysis/fixtures.py, not a measurement"
 BEST = {1: 0.05, 2: 0.06, 3: 0.055}  # fixture optimum per space (made up)
 
 

@@ -12,7 +12,7 @@ import torch
 from bench.search.graph import MAX_EDGES, MAX_VERTICES, hash_spec, prune
 from bench.search.spaces import PRIMITIVES, SearchSpace, UnknownSpaceError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture

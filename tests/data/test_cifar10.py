@@ -11,39 +11,7 @@ import pytest
 
 from bench.data import cifar10
 from bench.data.cifar10 import CIFAR10Error, load_cifar10, load_label_names
-
-LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-def _dump(obj: object, path: Path) -> None:
-    # Protocol 2, like the official Python 2 files.
-    path.write_bytes(pickle.dumps(obj, protocol=2))
-
-
-def write_fake_cifar(
-    directory: Path, per_batch: int = 3, seed: int = 0
-) -> dict[str, tuple[np.ndarray, list]]:
-    """Write synthetic batches (random pixels, NOT real CIFAR-10) and return what each file holds."""
-    rng = np.random.default_rng(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for name in (*cifar10.TRAIN_BATCHES, *cifar10.TEST_BATCHES):
-        data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
-        labels = [int(x) for x in rng.integers(0, 10, size=per_batch)]
-        _dump(
-            {b"batch_label": name.encode(), b"labels": labels, b"data": data, b"filenames": []},
-            directory / name,
-        )
-        written[name] = (data, labels)
-    _dump(
-        {
-            b"label_names": [n.encode() for n in LABEL_NAMES],
-            b"num_cases_per_batch": per_batch,
-            b"num_vis": 3072,
-        },
-        directory / cifar10.META,
-    )
-    return written
+from tests.helpers import LABEL_NAMES, write_fake_cifar
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import torch
 
 from bench import run as cli
 from bench.runs import results
-from tests.conftest import FixtureTable
 
 
 @pytest.mark.parametrize(
@@ -119,17 +118,6 @@ TINY = [
     "--set",
     "hessian=false",
 ]
-
-
-@pytest.fixture
-def fixture_cli(monkeypatch, toy_data):
-    """The CLI with the fixture table and toy data instead of the digits benchmark (fast)."""
-    from bench.runs import executors
-
-    table = FixtureTable()
-    monkeypatch.setattr(executors, "open_table", lambda benchmark, paths: table)
-    monkeypatch.setattr(executors, "load_data", lambda cfg, paths: toy_data)
-    return table
 
 
 def test_end_to_end_grid_and_skip(tmp_path, fixture_cli, capsys) -> None:

@@ -15,10 +15,7 @@ from matplotlib.figure import Figure
 from analysis import figure3, figure4, plotting, regret, table4
 from analysis.load import Results, load
 from bench.runs import results
-from tests.test_analysis_fixtures import read_all, write_run
-
-pytest_plugins = ["tests.test_analysis_fixtures"]  # grid_results, grid, stub_savefig
-
+from tests.analysis.fixtures import read_all, write_run
 
 GROUPS = [
     "DARTS",

@@ -16,9 +16,9 @@ from bench import run as cli
 from bench.runs import results
 from bench.runs.trainer import Trainer
 from optimizers import available
-from tests.fixture_cli import main as fixture_main
+from tests.runs.fixture_cli import main as fixture_main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["--set", "batch_size=16", "--set", "init_channels=2", "--set", "cells_per_stack=1",
         "--benchmark", "digits", "--no-progress"]  # fmt: skip
 
@@ -37,7 +37,7 @@ def only_run(root: Path) -> Path:
 
 def fixture_process(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tests.fixture_cli", *argv],
+        [sys.executable, "-m", "tests.runs.fixture_cli", *argv],
         cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 
@@ -175,7 +175,7 @@ def test_sigterm_stops_parallel_runs_and_their_workers(tmp_path) -> None:
 
     argv = ["--optimizer", "darts", "--seeds", "0-1", "--epochs", "200", "--jobs", "2", *TINY]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fixture_cli", *argv, "--out", str(tmp_path)],
+        [sys.executable, "-m", "tests.runs.fixture_cli", *argv, "--out", str(tmp_path)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 240

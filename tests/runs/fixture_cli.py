@@ -1,4 +1,4 @@
-"""`python -m tests.fixture_cli ARGS`: bench.run's CLI on the fixture table and toy data.
+"""`python -m tests.runs.fixture_cli ARGS`: bench.run's CLI on the fixture table and toy data.
 
 For tests that need a real separate process (SIGKILL, parallel workers) but not real benchmarks.
 """
@@ -11,7 +11,7 @@ import torch
 
 from bench import run
 from bench.runs import executors
-from tests.conftest import FixtureTable, make_toy_data
+from tests.helpers import FixtureTable, make_toy_data
 
 
 def fixture_table(benchmark: str, paths: object) -> FixtureTable:

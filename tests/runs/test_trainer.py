@@ -46,7 +46,7 @@ def test_run_writes_one_row_per_epoch(tmp_path, fixture_table, toy_data) -> None
 
 
 def test_regret_empty_when_optimum_unknown(tmp_path, toy_data) -> None:
-    from tests.conftest import FixtureTable
+    from tests.helpers import FixtureTable
 
     Trainer(tiny_config(epochs=1), tmp_path, FixtureTable(best_test_error=None), toy_data).run()
     assert read_csv(tmp_path)["test_regret"].isna().all()

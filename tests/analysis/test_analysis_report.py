@@ -10,9 +10,7 @@ from pathlib import Path
 
 from analysis import report, settings
 from analysis.load import load
-from tests.test_analysis_fixtures import write_run
-
-pytest_plugins = ["tests.test_analysis_fixtures"]  # grid_results, grid, stub_savefig
+from tests.analysis.fixtures import write_run
 
 
 def test_report_has_every_part_with_seed_counts(

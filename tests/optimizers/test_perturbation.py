@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from optimizers.msdarts import mean_shift, mean_shift_update
 from optimizers.perturb import linear_ramp, project_box_simplex, simplex_clip
 from optimizers.sdarts import pgd_attack
-from tests.test_optimizers import batch, make_optimizer, snapshot
+from tests.helpers import batch, make_optimizer, snapshot
 
 PERTURBED = ["sdarts-rs", "sdarts-adv", "msdarts"]
 

@@ -45,10 +45,10 @@ from bench.data.install import (
     locate,
     resolve_data_dir,
 )
-from tests.test_cifar10 import write_fake_cifar
+from tests.helpers import write_fake_cifar
 
 FAST = RetryPolicy(retries=3, backoff_s=0.0, timeout_s=5.0)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass

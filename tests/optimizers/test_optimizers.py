@@ -19,47 +19,14 @@ from bench.runs import results
 from bench.runs.config import RunConfig, field_annotations, parse_value
 from bench.runs.trainer import Trainer
 from bench.search.graph import hash_spec
-from bench.search.spaces import SearchSpace
 from bench.search.supernet import MixedOp, Supernet, channel_shuffle
-from optimizers import OneShotOptimizer, SearchContext, available, build_hyperparameters, get_optimizer
+from optimizers import OneShotOptimizer, available, build_hyperparameters, get_optimizer
 from optimizers.gdas import gdas_tau
-from tests.test_cli import fixture_cli  # noqa: F401  (the CLI with the fixture table and toy data)
+from tests.helpers import FAST, batch, make_optimizer, same, snapshot
 
 EXPECTED = {"darts", "pcdarts", "gdas", "sdarts-rs", "sdarts-adv", "msdarts", "rsws"}
-# Small settings for the slow parts of some plug-ins; the defaults are checked separately.
-FAST = {"rsws": {"eval_archs": 4}, "sdarts-adv": {"steps": 2}}
 
 
-def make_optimizer(name: str, space: int = 1, epochs: int = 10, seed: int = 0, **hp) -> OneShotOptimizer:
-    """A plug-in on a tiny supernet built as the trainer builds it (with its supernet_kwargs)."""
-    torch.manual_seed(seed)
-    sp = SearchSpace(space)
-    cls = get_optimizer(name)
-    params = build_hyperparameters(cls, {**FAST.get(name, {}), **hp})
-    model = Supernet(
-        sp, init_channels=4, num_classes=10, in_channels=1, cells_per_stack=1, **cls.supernet_kwargs(params)
-    )
-    alphas = sp.init_alphas(torch.Generator().manual_seed(seed))
-    weights = list(model.parameters())
-    w_optim = torch.optim.SGD(weights, lr=0.05, momentum=0.9, weight_decay=3e-4)
-    a_optim = torch.optim.Adam(alphas, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
-    return cls(SearchContext(model, sp, alphas, w_optim, a_optim, 5.0, epochs, weights), params)
-
-
-def batch(seed: int, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
-
-
-def snapshot(tensors) -> list[torch.Tensor]:
-    return [t.detach().clone() for t in tensors]
-
-
-def same(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
-
-
-# ---- the interface -------------------------------------------------------------------------------
 def test_all_competitors_registered() -> None:
     assert EXPECTED <= set(available())
 

@@ -1,0 +1,118 @@
+"""Shared test helpers: TEST FIXTURES (a labelled fixture ground truth, toy data, synthetic CIFAR-10
+files) and small builders. Fixtures that wrap them live in conftest.py."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.data import cifar10
+from bench.data.splits import SearchData
+from bench.search.graph import hash_spec
+from bench.search.spaces import SearchSpace
+from bench.search.supernet import Supernet
+from bench.truth.base import ArchResult
+from optimizers import OneShotOptimizer, SearchContext, build_hyperparameters, get_optimizer
+
+
+class FixtureTable:
+    """TEST FIXTURE, not a benchmark: accuracies are a deterministic function of the NB-101 hash."""
+
+    name = "fixture"
+
+    def __init__(self, best_test_error: float | None = 0.0) -> None:
+        self._best = best_test_error
+        self.queries = 0
+
+    def query(self, matrix: np.ndarray, ops: Sequence[str]) -> ArchResult:
+        self.queries += 1
+        h = hash_spec(matrix, ops)
+        base = int(h[:6], 16) / 16**6
+        return ArchResult(
+            h, (base, base + 0.001, base + 0.002), (base, base - 0.001, base + 0.001), (1.0, 1.0, 1.0), 7
+        )
+
+    def best_test_error(self, space: int) -> float | None:
+        return self._best
+
+
+def make_toy_data() -> SearchData:
+    """TEST FIXTURE: random 8x8 single-channel images, enough to exercise every code path in seconds."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 1, 8, 8, generator=g)
+    y = torch.randint(0, 10, (128,), generator=g)
+    return SearchData("toy-fixture", x[:64], y[:64], x[64:], y[64:], num_classes=10, in_channels=1)
+
+
+LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def _dump(obj: object, path: Path) -> None:
+    # Protocol 2, like the official Python 2 files.
+    path.write_bytes(pickle.dumps(obj, protocol=2))
+
+
+def write_fake_cifar(
+    directory: Path, per_batch: int = 3, seed: int = 0
+) -> dict[str, tuple[np.ndarray, list]]:
+    """Write synthetic batches (random pixels, NOT real CIFAR-10) and return what each file holds."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name in (*cifar10.TRAIN_BATCHES, *cifar10.TEST_BATCHES):
+        data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
+        labels = [int(x) for x in rng.integers(0, 10, size=per_batch)]
+        _dump(
+            {b"batch_label": name.encode(), b"labels": labels, b"data": data, b"filenames": []},
+            directory / name,
+        )
+        written[name] = (data, labels)
+    _dump(
+        {
+            b"label_names": [n.encode() for n in LABEL_NAMES],
+            b"num_cases_per_batch": per_batch,
+            b"num_vis": 3072,
+        },
+        directory / cifar10.META,
+    )
+    return written
+
+
+# Small settings for the slow parts of some plug-ins; the defaults are checked separately.
+FAST = {"rsws": {"eval_archs": 4}, "sdarts-adv": {"steps": 2}}
+
+
+def make_optimizer(name: str, space: int = 1, epochs: int = 10, seed: int = 0, **hp) -> OneShotOptimizer:
+    """A plug-in on a tiny supernet built as the trainer builds it (with its supernet_kwargs)."""
+    torch.manual_seed(seed)
+    sp = SearchSpace(space)
+    cls = get_optimizer(name)
+    params = build_hyperparameters(cls, {**FAST.get(name, {}), **hp})
+    model = Supernet(
+        sp, init_channels=4, num_classes=10, in_channels=1, cells_per_stack=1, **cls.supernet_kwargs(params)
+    )
+    alphas = sp.init_alphas(torch.Generator().manual_seed(seed))
+    weights = list(model.parameters())
+    w_optim = torch.optim.SGD(weights, lr=0.05, momentum=0.9, weight_decay=3e-4)
+    a_optim = torch.optim.Adam(alphas, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    return cls(SearchContext(model, sp, alphas, w_optim, a_optim, 5.0, epochs, weights), params)
+
+
+def batch(seed: int, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def snapshot(tensors) -> list[torch.Tensor]:
+    return [t.detach().clone() for t in tensors]
+
+
+def same(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+# ---- the interface -------------------------------------------------------------------------------
