@@ -24,6 +24,7 @@ import pandas as pd
 
 from analysis import names
 from analysis.issues import Issue
+from bench.errors import HarnessError
 from bench.runs import results
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ _NOT_SETTINGS = {"seed", "space", "benchmark", "optimizer", "device", "preset", 
                  "hessian", "hessian_every", "eval_oneshot"}  # fmt: skip
 
 
-class AnalysisError(ValueError):
+class AnalysisError(HarnessError, ValueError):
     """Results that cannot be analysed as asked (missing directory, no runs, mixed benchmarks ...)."""
 
 

@@ -27,9 +27,8 @@ from bench.runs.config import (
     QUICK_OVERRIDES,
     ConfigError,
     RunConfig,
-    field_annotations,
-    parse_value,
 )
+from bench.settings import field_types, parse_value
 
 log = logging.getLogger("bench.run")
 BENCHMARKS = ("auto", "nb101", "digits")
@@ -122,7 +121,7 @@ def build_requests(args: argparse.Namespace, benchmark: str) -> list[RunRequest]
     if args.epochs is not None:
         sets.setdefault("epochs", [str(args.epochs)])
 
-    config_annotations = field_annotations(RunConfig)
+    config_annotations = field_types(RunConfig)
     for key in sets:
         if key in _IDENTITY_KEYS:
             raise UsageError(f"--set {key}=...: use the --{key} option instead")

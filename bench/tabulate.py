@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.errors import UsageError
 from bench.search.spaces import SearchSpace, UnknownSpaceError
 from bench.truth.base import ArchResult
 from bench.truth.digits import DigitsBenchmark, DigitsError, DigitsProtocol
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 ORDER_SEED = 0  # the fixed order in which models are tabulated: --limit then gives a uniform sample
 
 
-class TabulateUsageError(ValueError):
+class TabulateUsageError(UsageError):
     """A command-line argument that cannot work."""
 
 

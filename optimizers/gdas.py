@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.runs.config import ConfigError
+from bench.errors import ConfigError
 from optimizers.base import OneShotOptimizer, SearchContext
 from optimizers.registry import register
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bench.runs.config import ConfigError
+from bench.errors import ConfigError
 from optimizers.base import Batch
 from optimizers.perturb import LossFn, PerturbedWeightStep, eval_mode, linear_ramp, simplex_clip
 from optimizers.registry import register

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench.runs.config import ConfigError
+from bench.errors import ConfigError
 from optimizers.base import OneShotOptimizer
 from optimizers.registry import register
 

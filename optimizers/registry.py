@@ -8,7 +8,8 @@ import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from bench.runs.config import ConfigError, field_annotations, parse_value
+from bench.errors import ConfigError, HarnessError
+from bench.settings import field_types, parse_value
 from optimizers.base import OneShotOptimizer
 
 T = TypeVar("T", bound=type[OneShotOptimizer])
@@ -16,7 +17,7 @@ _NOT_PLUGINS = {"base", "registry"}
 _REGISTRY: dict[str, type[OneShotOptimizer]] = {}
 
 
-class UnknownOptimizerError(KeyError):
+class UnknownOptimizerError(HarnessError, KeyError):
     """An optimizer name nobody registered."""
 
     def __str__(self) -> str:
@@ -59,7 +60,7 @@ def get_optimizer(name: str) -> type[OneShotOptimizer]:
 def build_hyperparameters(cls: type[OneShotOptimizer], overrides: Mapping[str, Any]) -> Any:
     """The plug-in's hyperparameter dataclass with `overrides` (strings or values) applied."""
     hp_cls = cls.Hyperparameters
-    annotations = field_annotations(hp_cls)
+    annotations = field_types(hp_cls)
     values = {}
     for key, value in overrides.items():
         if key not in annotations:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.runs.config import ConfigError
+from bench.errors import ConfigError
 from bench.search.spaces import PRIMITIVES, Topology
 from optimizers.base import Batch, OneShotOptimizer, SearchContext
 from optimizers.perturb import eval_mode

@@ -24,6 +24,8 @@ from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
+from bench.errors import DataError
+
 log = logging.getLogger(__name__)
 
 # Transient server answers worth another try; any other HTTP error (404, 403, ...) will not fix itself.
@@ -31,10 +33,6 @@ _RETRYABLE_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _USER_AGENT = "nasbench-1shot1-harness (python urllib)"
 _HASH_CHUNK = 1 << 20
-
-
-class DataError(Exception):
-    """A data problem a user can fix (missing, corrupt or unreachable file); the message names the fix."""
 
 
 class DownloadError(DataError):

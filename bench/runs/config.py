@@ -11,11 +11,9 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from bench.errors import ConfigError
+
 PRESETS = ("paper", "quick")
-
-
-class ConfigError(ValueError):
-    """A malformed setting: unknown key, wrong type, impossible value."""
 
 
 @dataclass
@@ -91,38 +89,6 @@ BENCHMARK_DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": {"bn_momentum": 0.1, "augment": False},
     "nb101": {},
 }
-
-
-def parse_value(key: str, text: str, annotation: str) -> Any:
-    """Parse `text` to the type a dataclass field declares; errors name the key and the fix."""
-    kinds = [t.strip() for t in annotation.split("|")]
-    if "None" in kinds and text.lower() in ("none", "null"):
-        return None
-    base = next((k for k in kinds if k != "None"), "str")
-    if base == "bool":
-        lowered = text.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"--set {key}={text}: expected true or false")
-    if base in ("int", "float"):
-        try:
-            value = int(text) if base == "int" else float(text)
-        except ValueError:
-            hint = " or none" if "None" in kinds else ""
-            raise ConfigError(
-                f"--set {key}={text}: expected {'an' if base == 'int' else 'a'} {base}{hint}"
-            ) from None
-        return value
-    if base == "str":
-        return text
-    raise ConfigError(f"--set {key}: values of type {annotation} cannot be set from the command line")
-
-
-def field_annotations(cls: type) -> dict[str, str]:
-    """Field name -> annotation string (this module uses postponed annotations)."""
-    return {f.name: str(f.type) for f in fields(cls)}
 
 
 def field_default(name: str) -> Any:

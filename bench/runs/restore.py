@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.data.splits import SearchData
+from bench.errors import HarnessError
 from bench.runs import results
 from bench.runs.config import ConfigError, RunConfig
 from bench.runs.trainer import CHECKPOINT, Trainer
@@ -27,7 +28,7 @@ from bench.truth.base import ArchResult
 log = logging.getLogger(__name__)
 
 
-class RestoreError(RuntimeError):
+class RestoreError(HarnessError, RuntimeError):
     """A run directory that cannot be turned back into a model (missing/corrupt files, no data)."""
 
 

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.data.splits import STREAM_TRAIN, STREAM_VALID, SearchData, epoch_batches, fixed_batch
+from bench.errors import HarnessError
 from bench.runs import results
 from bench.runs.config import RunConfig
 from bench.search.spaces import SearchSpace
@@ -40,7 +41,7 @@ STATUS_JSON = "status.json"
 RUN_LOG = "run.log"
 
 
-class DeviceError(RuntimeError):
+class DeviceError(HarnessError, RuntimeError):
     """A requested device that this machine does not have."""
 
 

@@ -20,6 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from bench.errors import HarnessError
+
 try:  # CPython's own MD5 has less per-call overhead than OpenSSL's on these ~100-byte inputs.
     from _md5 import md5 as _md5
 except ImportError:  # pragma: no cover - interpreters built without it
@@ -75,7 +77,7 @@ _INITIAL = {
 _HASH_CACHE_SIZE = 1 << 15
 
 
-class InvalidSpecError(ValueError):
+class InvalidSpecError(HarnessError, ValueError):
     """A cell spec that is not a NAS-Bench-101 model (malformed, disconnected, too large)."""
 
 

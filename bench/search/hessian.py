@@ -49,6 +49,8 @@ import torch.autograd.forward_ad as fwad
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bench.errors import HarnessError
+
 log = logging.getLogger(__name__)
 
 LossFn = Callable[[list[Tensor]], Tensor]
@@ -58,7 +60,7 @@ START_SEED = 0  # the Lanczos start vector: fixed, so every run and device agree
 START_MIX = 0.1  # weight of that random vector in a warm start
 
 
-class HessianArgumentError(ValueError):
+class HessianArgumentError(HarnessError, ValueError):
     """An argument that the eigenvalue computation cannot use."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.errors import HarnessError
 from bench.search.graph import INPUT, OUTPUT, hash_pruned
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ DUMMY_OP = "conv1x1-bn-relu"
 UNIQUE_CACHE_VERSION = 1
 
 
-class UnknownSpaceError(ValueError):
+class UnknownSpaceError(HarnessError, ValueError):
     """A search-space number other than 1, 2 or 3."""
 
 

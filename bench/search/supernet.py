@@ -51,6 +51,7 @@ import torch.autograd.forward_ad as fwad
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bench.errors import HarnessError
 from bench.search.spaces import PRIMITIVES, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ REFERENCE_BN_MOMENTUM = 0.997  # what the reference passes (TF decay used as PyT
 REFERENCE_HEAD_BN_MOMENTUM = 0.1  # PyTorch's default, left in place by the reference's head
 
 
-class SupernetInputError(ValueError):
+class SupernetInputError(HarnessError, ValueError):
     """Mixing weights, op choices or a configuration that do not fit the supernet."""
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.errors import HarnessError
 from bench.search.graph import HASH_OPS, hash_pruned, hash_spec, prune
 from bench.search.graph import check_in_nb101 as _check_in_nb101
 from bench.truth.base import ArchResult
@@ -60,7 +61,7 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 SHIPPED_GLOB = "digits_space*.sqlite"
 
 
-class DigitsError(Exception):
+class DigitsError(HarnessError):
     """Base class of the errors a user of the digits benchmark can hit."""
 
 

@@ -38,6 +38,7 @@ import google_crc32c
 import numpy as np
 from tqdm import tqdm
 
+from bench.errors import HarnessError
 from bench.search.graph import (
     HASH_OPS,
     INPUT,
@@ -116,7 +117,7 @@ _SPEC_CHECK_SAMPLE = 1000
 
 
 # ----------------------------------------------------------------------------------------------- errors
-class NB101Error(Exception):
+class NB101Error(HarnessError):
     """Base of the NAS-Bench-101 table's user-facing errors."""
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from pathlib import Path
 
 import pandas as pd
@@ -16,10 +17,11 @@ import torch.nn.functional as F
 
 from bench import run as cli
 from bench.runs import results
-from bench.runs.config import RunConfig, field_annotations, parse_value
+from bench.runs.config import RunConfig
 from bench.runs.trainer import Trainer
 from bench.search.graph import hash_spec
 from bench.search.supernet import MixedOp, Supernet, channel_shuffle
+from bench.settings import field_types, parse_value
 from optimizers import OneShotOptimizer, available, build_hyperparameters, get_optimizer
 from optimizers.gdas import gdas_tau
 from tests.helpers import FAST, batch, make_optimizer, same, snapshot
@@ -38,10 +40,10 @@ def test_interface(name: str) -> None:
     assert isinstance(cls.reference_epochs, int) and cls.reference_epochs > 0
     assert dataclasses.is_dataclass(cls.Hyperparameters)
     defaults = cls.Hyperparameters()  # every field has a default
-    for key, annotation in field_annotations(cls.Hyperparameters).items():
+    for key, annotation in field_types(cls.Hyperparameters).items():
         value = getattr(defaults, key)
-        kinds = {k.strip() for k in annotation.split("|")}
-        assert kinds <= {"bool", "int", "float", "str", "None"}, f"{name}.{key}: {annotation} not settable"
+        kinds = set(typing.get_args(annotation)) or {annotation}
+        assert kinds <= {bool, int, float, str, type(None)}, f"{name}.{key}: {annotation} not settable"
         # What `--set key=<default>` parses to is the default itself.
         assert parse_value(key, str(value), annotation) == value
     assert isinstance(cls.supernet_kwargs(defaults), dict)
@@ -315,3 +317,15 @@ def test_rsws_keeps_alphas_without_steps() -> None:
     a0 = snapshot(opt.ctx.alphas)
     opt.on_epoch_end(0)
     assert same(a0, opt.ctx.alphas) and opt.incumbent is None
+
+
+def test_plugin_settings_parse_without_postponed_annotations() -> None:
+    """A plug-in file without `from __future__ import annotations` declares real types, not strings."""
+    import dataclasses as dc
+
+    hp_cls = dc.make_dataclass("Hp", [("k", int, 4), ("eps", float | None, None), ("on", bool, False)])
+    types_ = field_types(hp_cls)
+    assert parse_value("k", "8", types_["k"]) == 8
+    assert parse_value("eps", "none", types_["eps"]) is None
+    assert parse_value("eps", "0.5", types_["eps"]) == 0.5
+    assert parse_value("on", "yes", types_["on"]) is True
