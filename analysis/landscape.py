@@ -29,8 +29,8 @@ from analysis import cli, plotting
 from analysis.load import AnalysisError
 from analysis.names import display_name
 from bench.data.splits import SearchData
+from bench.runs.device import DeviceError
 from bench.runs.restore import RestoredRun, RestoreError, load_run
-from bench.runs.trainer import DeviceError
 
 STEM = "landscape"
 NORMS = ("row", "tensor")

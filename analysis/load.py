@@ -29,9 +29,6 @@ from bench.runs import results
 
 log = logging.getLogger(__name__)
 
-# File names written by bench.runs.trainer (not imported from there: that would pull in torch).
-STATUS_JSON = "status.json"
-CHECKPOINT = "checkpoint.pt"
 _CSV_DTYPES = {"arch_hash": str, "matrix": str, "ops": str, "tag": str, "benchmark": str, "optimizer": str}
 _IDENTITY = ("benchmark", "space", "optimizer", "tag", "seed")
 # Config keys that identify a run, its machine, or only whether/how often something was measured:
@@ -168,7 +165,7 @@ def _read_run(root: Path, run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame |
         issues.append(Issue(name, "unreadable", type(exc).__name__))
         frame = None
     record = results.read_json(run_dir / results.CONFIG_JSON)
-    status = results.read_json(run_dir / STATUS_JSON) or {}
+    status = results.read_json(run_dir / results.STATUS_JSON) or {}
     if record is None:
         issues.append(Issue(name, "no_config"))
         record = {}
@@ -192,7 +189,7 @@ def _read_run(root: Path, run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame |
     run["state"] = status.get("state", "unknown")
     run["benchmark_note"] = record.get("benchmark_note", "")
     run["has_alphas"] = (run_dir / results.ALPHAS_NPZ).exists()
-    run["has_checkpoint"] = (run_dir / CHECKPOINT).exists()
+    run["has_checkpoint"] = (run_dir / results.CHECKPOINT).exists()
 
     present: list[int] = []
     if frame is not None:

@@ -16,28 +16,18 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from bench.errors import HarnessError, UsageError
 from bench.runs import results
-from bench.runs.config import (
-    BENCHMARK_DEFAULTS,
-    PRESETS,
-    QUICK_OVERRIDES,
-    ConfigError,
-    RunConfig,
-)
-from bench.settings import field_types, parse_value
+from bench.runs.config import BENCHMARKS as RESOLVED_BENCHMARKS
+from bench.runs.config import PRESETS, RunConfig
+from bench.runs.executors import RunRequest
+from bench.search.spaces import UnknownSpaceError
 
 log = logging.getLogger("bench.run")
-BENCHMARKS = ("auto", "nb101", "digits")
-# Keys that describe the run itself rather than its setting; never part of a --set.
-_IDENTITY_KEYS = {"optimizer", "space", "seed", "benchmark", "preset", "optimizer_params"}
-
-
-class UsageError(ValueError):
-    """Bad command-line input; reported as one line with exit code 2."""
+BENCHMARKS = ("auto", *RESOLVED_BENCHMARKS)
 
 
 # ---- argument parsing -------------------------------------------------------------------------
@@ -80,164 +70,43 @@ def parse_sets(items: Sequence[str]) -> dict[str, list[str]]:
     return sets
 
 
-@dataclass
-class RunRequest:
-    """One point of the grid: enough to build its config and directory (picklable for workers)."""
-
-    cfg: RunConfig
-    tag: str
-    out_root: Path
-    data_dir: Path | None = None
-    table_path: Path | None = None
-    cifar_dir: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def run_dir(self) -> Path:
-        c = self.cfg
-        return results.run_dir(self.out_root, c.benchmark, c.space, c.optimizer, self.tag, c.seed)
-
-
 def build_requests(args: argparse.Namespace, benchmark: str) -> list[RunRequest]:
-    """Expand optimizers x spaces x --set grid x seeds into validated run requests."""
-    from bench.search.spaces import SearchSpace, UnknownSpaceError
-    from optimizers import UnknownOptimizerError, build_hyperparameters, get_optimizer
+    """Expand optimizers x spaces x --set grid x seeds into resolved, validated run requests."""
+    from optimizers import get_optimizer
 
     optimizers = [o.strip() for o in args.optimizer.split(",") if o.strip()]
     if not optimizers:
         raise UsageError("--optimizer is empty; name one, e.g. --optimizer darts")
-    try:
-        opt_classes = {name: get_optimizer(name) for name in optimizers}
-    except UnknownOptimizerError as exc:
-        raise UsageError(str(exc)) from None
+    for name in optimizers:
+        get_optimizer(name)  # UnknownOptimizerError names the registered ones
     spaces = parse_int_list(args.space, "space")
-    for k in spaces:
-        try:
-            SearchSpace(k)
-        except UnknownSpaceError as exc:
-            raise UsageError(f"--space {args.space}: {exc}") from None
     seeds = parse_int_list(args.seeds, "seeds")
     sets = parse_sets(args.set or [])
     if args.epochs is not None:
         sets.setdefault("epochs", [str(args.epochs)])
-
-    config_annotations = field_types(RunConfig)
-    for key in sets:
-        if key in _IDENTITY_KEYS:
-            raise UsageError(f"--set {key}=...: use the --{key} option instead")
-    grid_keys = list(sets)
+    known = {name: RunConfig.setting_names(name) for name in optimizers}
+    everyone = set().union(*known.values())
     requests = []
     for opt_name, space, combo in itertools.product(optimizers, spaces, itertools.product(*sets.values())):
-        overrides = dict(zip(grid_keys, combo, strict=True))
-        cfg = RunConfig(optimizer=opt_name, space=space, benchmark=benchmark, preset=args.preset)
-        for key, value in BENCHMARK_DEFAULTS[benchmark].items():
-            setattr(cfg, key, value)
-        if args.preset == "quick":
-            for key, value in QUICK_OVERRIDES.items():
-                setattr(cfg, key, value)
-        cfg.device = args.device
-        opt_params: dict[str, str] = {}
-        opt_fields = {f.name for f in fields(opt_classes[opt_name].Hyperparameters)}
-        for key, raw in overrides.items():
-            if key in config_annotations:
-                try:
-                    setattr(cfg, key, parse_value(key, raw, config_annotations[key]))
-                except ConfigError as exc:
-                    raise UsageError(str(exc)) from None
-            elif key in opt_fields:
-                opt_params[key] = raw
-            elif len(optimizers) > 1 and any(
-                key in {f.name for f in fields(c.Hyperparameters)} for c in opt_classes.values()
-            ):
-                continue  # a setting of another optimizer in the grid
-            else:
-                known = sorted({*config_annotations} - _IDENTITY_KEYS | opt_fields)
-                raise UsageError(f"--set {key}: unknown setting for {opt_name}; known: {', '.join(known)}")
+        overrides = dict(zip(sets, combo, strict=True))
+        # A key only another optimizer of the grid knows does not apply to this one.
+        applicable = {k: v for k, v in overrides.items() if k in known[opt_name] or k not in everyone}
         try:
-            hp = build_hyperparameters(opt_classes[opt_name], opt_params)
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
-        cfg.optimizer_params = {k: getattr(hp, k) for k in opt_params}
-        _validate(cfg)
-        partial = opt_classes[opt_name].supernet_kwargs(hp).get("partial_channels", 1)
-        if cfg.init_channels % partial:
-            raise UsageError(
-                f"{opt_name}: init_channels={cfg.init_channels} is not divisible by its partial-channel "
-                f"factor {partial}; set init_channels to a multiple of {partial} or change k"
+            cfg = RunConfig.resolve(
+                opt_name,
+                space,
+                benchmark=benchmark,
+                preset=args.preset,
+                overrides=applicable,
+                device=args.device,
             )
-        applicable = {k: v for k, v in overrides.items() if k in config_annotations or k in opt_fields}
+        except UnknownSpaceError as exc:
+            raise UsageError(f"--space {args.space}: {exc}") from None
         tag = results.make_tag(args.preset, applicable)
-        for seed in seeds:
-            seeded = RunConfig(**{**cfg.to_dict(), "seed": seed})
-            requests.append(RunRequest(cfg=seeded, tag=tag, out_root=Path(args.out)))
+        requests.extend(
+            RunRequest(cfg=cfg.with_seed(seed), tag=tag, out_root=Path(args.out)) for seed in seeds
+        )
     return requests
-
-
-def _validate(cfg: RunConfig) -> None:
-    positive = ["batch_size", "init_channels", "cells_per_stack", "hessian_every"]
-    for key in positive:
-        if getattr(cfg, key) < 1:
-            raise UsageError(f"--set {key}={getattr(cfg, key)}: must be at least 1")
-    if cfg.epochs is not None and cfg.epochs < 1:
-        raise UsageError(f"--epochs {cfg.epochs}: must be at least 1")
-    if not 0.0 < cfg.train_portion < 1.0:
-        raise UsageError(f"--set train_portion={cfg.train_portion}: must lie strictly between 0 and 1")
-    from bench.search.hessian import HVP_MODES, METHODS
-
-    if cfg.hessian_method not in METHODS:
-        raise UsageError(f"--set hessian_method={cfg.hessian_method}: choose {' or '.join(METHODS)}")
-    if cfg.hessian_hvp not in HVP_MODES:
-        raise UsageError(f"--set hessian_hvp={cfg.hessian_hvp}: choose {', '.join(HVP_MODES)}")
-    if cfg.data_limit is not None and cfg.data_limit < 2 * cfg.batch_size:
-        raise UsageError(f"--set data_limit={cfg.data_limit}: needs at least 2 x batch_size images")
-
-
-# ---- ground truth and data -----------------------------------------------------------------------
-def resolve_benchmark(requested: str, data_dir: Path | None) -> tuple[str, Any]:
-    """`auto` -> nb101 when NB-101 and CIFAR-10 are installed, else the embedded digits benchmark."""
-    from bench.data.install import locate
-
-    paths = locate(data_dir)
-    if requested == "auto":
-        if paths.nb101 is not None and paths.cifar10 is not None:
-            return "nb101", paths
-        log.warning(
-            "NAS-Bench-101 and/or CIFAR-10 are not installed: using the EMBEDDED 'digits' benchmark "
-            "(8x8 digits, not NAS-Bench-101 numbers). Get the real data: python -m bench.data download nb101 "
-            "&& python -m bench.data download cifar10"
-        )
-        return "digits", paths
-    if requested == "nb101":
-        if paths.nb101 is None:
-            raise UsageError(
-                "--benchmark nb101: the NAS-Bench-101 file is not installed; run "
-                "`python -m bench.data download nb101` (or pass --data-dir)"
-            )
-        if paths.cifar10 is None:
-            raise UsageError(
-                "--benchmark nb101: CIFAR-10 is not installed; run `python -m bench.data download cifar10` "
-                "(or pass --data-dir)"
-            )
-    return requested, paths
-
-
-def _check_compatible(run_dir: Path, cfg: RunConfig) -> None:
-    """Refuse to resume a run written by another results version or with other settings."""
-    existing = results.read_json(run_dir / results.CONFIG_JSON)
-    if not existing:
-        return
-    if existing.get("results_version") != results.RESULTS_VERSION:
-        raise UsageError(
-            f"{run_dir} was written by results version {existing.get('results_version')} "
-            f"(this harness writes {results.RESULTS_VERSION}); use another --out or move it aside"
-        )
-    old = dict(existing.get("config", {}))
-    new = cfg.to_dict()
-    old.pop("device", None)
-    new.pop("device", None)
-    if old != new:
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        raise UsageError(f"{run_dir} holds a run with other settings ({', '.join(diff)}); use another --out")
 
 
 def summary_table(outcomes: Sequence[Any], root: Path | None = None) -> str:
@@ -311,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     from bench.runs import executors
-    from bench.runs.trainer import DeviceError, resolve_device
+    from bench.runs.device import resolve_device
+    from bench.runs.parts import resolve_benchmark
 
     try:
         device = resolve_device(args.device)
@@ -323,19 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_writable(Path(args.out))
         if not args.force:
             for req in requests:
-                _check_compatible(req.run_dir, req.cfg)
+                results.check_compatible(req.run_dir, req.cfg.to_dict())
         table_factory, data_factory = executors.factories(benchmark, paths)
         if args.jobs == 1 and not args.dask:
-            table = executors.open_table(benchmark, paths)  # fail fast on a missing or corrupt table
+            table = table_factory()  # fail fast on a missing or corrupt table
             table_factory = functools.partial(_same, table)
-    except (UsageError, ConfigError, DeviceError) as exc:
+    except HarnessError as exc:  # names the problem and the fix
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # data errors from the table loaders carry their own fix
-        if _is_data_error(exc):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     executors.spread_over_gpus(requests)
@@ -394,11 +259,6 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def _same(obj: Any) -> Any:
     return obj
-
-
-def _is_data_error(exc: BaseException) -> bool:
-    names = {c.__name__ for c in type(exc).__mro__}
-    return bool(names & {"NB101FormatError", "DataError", "CIFAR10Error", "InvalidSpecError"})
 
 
 def _check_writable(root: Path) -> None:

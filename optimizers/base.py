@@ -79,6 +79,12 @@ class OneShotOptimizer:
         """Extra `Supernet(...)` arguments this optimizer needs (PC-DARTS: partial channels)."""
         return {}
 
+    @classmethod
+    def check_run(cls, cfg: Any, hp: Any) -> None:
+        """Raise bench.errors.ConfigError if this plug-in cannot run with the run's settings `cfg`
+        (a bench.runs.config.RunConfig); called when the config validates itself."""
+        return None
+
     # ---- hooks ---------------------------------------------------------------------------------
     def on_epoch_start(self, epoch: int) -> None:
         self.epoch = epoch

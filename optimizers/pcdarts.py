@@ -37,3 +37,11 @@ class PcDarts(OneShotOptimizer):
     @classmethod
     def supernet_kwargs(cls, hp: Any) -> dict[str, Any]:
         return {"partial_channels": hp.k}
+
+    @classmethod
+    def check_run(cls, cfg: Any, hp: Any) -> None:
+        if cfg.init_channels % hp.k:
+            raise ConfigError(
+                f"{cls.name}: init_channels={cfg.init_channels} is not divisible by its partial-channel "
+                f"factor {hp.k}; set init_channels to a multiple of {hp.k} or change k"
+            )

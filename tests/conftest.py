@@ -25,9 +25,9 @@ def toy_data() -> SearchData:
 @pytest.fixture
 def fixture_cli(monkeypatch, toy_data):
     """The CLI with the fixture table and toy data instead of the digits benchmark (fast)."""
-    from bench.runs import executors
+    from bench.runs import parts
 
     table = FixtureTable()
-    monkeypatch.setattr(executors, "open_table", lambda benchmark, paths: table)
-    monkeypatch.setattr(executors, "load_data", lambda cfg, paths: toy_data)
+    monkeypatch.setattr(parts, "open_table", lambda benchmark, paths: table)
+    monkeypatch.setattr(parts, "load_data", lambda cfg, paths: toy_data)
     return table

@@ -94,7 +94,7 @@ def worker(
     """Build everything, warm up, then time one eigenvalue; returns the measurements."""
     import torch
 
-    from bench.runs.trainer import full_float32
+    from bench.runs.device import full_float32
     from bench.search.hessian import supernet_eigenvalue_info
     from bench.search.spaces import SearchSpace
     from bench.search.supernet import Supernet

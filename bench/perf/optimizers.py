@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = [n for n in ORDER if n in names] + [n for n in names if n not in ORDER]
     if args.threads:
         torch.set_num_threads(args.threads)
-    from bench.runs.trainer import DeviceError, full_float32, resolve_device
+    from bench.runs.device import DeviceError, full_float32, resolve_device
 
     full_float32()  # the numerics the trainer runs with
     try:

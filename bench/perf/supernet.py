@@ -172,7 +172,7 @@ def measure(
     impl: str = "ours",
 ) -> Measurement:
     """Time both steps of one configuration in this process (call it in a fresh one for peak RSS)."""
-    from bench.runs.trainer import full_float32
+    from bench.runs.device import full_float32
     from bench.search.supernet import Supernet
 
     full_float32()  # the numerics the trainer runs with

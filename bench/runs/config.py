@@ -1,19 +1,26 @@
-"""Run configuration: one plain dataclass, presets, and `--set key=value` overrides.
+"""Run configuration: one plain dataclass that resolves its preset and validates itself.
 
-Defaults are the NAS-Bench-1Shot1 reference protocol. Every value ends up in `config.json`, so a
-run is described by its directory alone.
+Resolution order: field defaults (the NAS-Bench-1Shot1 reference protocol) -> the benchmark's defaults ->
+the preset -> explicit overrides (`--set key=value`, strings or values). Plug-in settings land in
+`optimizer_params`, parsed by the plug-in's own dataclass, and the plug-in checks them against the run
+(`OneShotOptimizer.check_run`). Every value ends up in `config.json`, so a run is described by its
+directory alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from bench.errors import ConfigError
+from bench.settings import field_types, parse_value
 
 PRESETS = ("paper", "quick")
+BENCHMARKS = ("nb101", "digits")
+# Keys that say which run this is rather than how it runs; never an override.
+IDENTITY_KEYS = frozenset({"optimizer", "space", "seed", "benchmark", "preset", "optimizer_params"})
 
 
 @dataclass
@@ -58,6 +65,98 @@ class RunConfig:
     # plug-in hyperparameters (validated by the optimizer's own dataclass)
     optimizer_params: dict[str, Any] = field(default_factory=dict)
 
+    # ---- resolution -----------------------------------------------------------------------------
+    @classmethod
+    def resolve(
+        cls,
+        optimizer: str,
+        space: int = 1,
+        *,
+        benchmark: str = "digits",
+        preset: str = "paper",
+        overrides: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> RunConfig:
+        """The validated config of one run: defaults, then benchmark defaults, preset, overrides."""
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        if benchmark not in BENCHMARKS:
+            raise ConfigError(f"unknown benchmark {benchmark!r}; choose one of: {', '.join(BENCHMARKS)}")
+        cfg = cls(
+            optimizer=optimizer, space=space, seed=seed, benchmark=benchmark, preset=preset, device=device
+        )
+        for key, value in {**BENCHMARK_DEFAULTS[benchmark], **PRESET_OVERRIDES[preset]}.items():
+            setattr(cfg, key, value)
+        from optimizers.registry import hyperparameter_names
+
+        own = field_types(cls)
+        plugin_keys = set(hyperparameter_names(cfg.plugin()))
+        params: dict[str, Any] = {}
+        for key, value in (overrides or {}).items():
+            if key in IDENTITY_KEYS:
+                raise ConfigError(f"--set {key}=...: use the --{key} option instead")
+            if key in own:
+                setattr(cfg, key, parse_value(key, value, own[key]) if isinstance(value, str) else value)
+            elif key in plugin_keys:
+                params[key] = value
+            else:
+                known = ", ".join(sorted(cls.setting_names(optimizer)))
+                raise ConfigError(f"--set {key}: unknown setting for {optimizer}; known: {known}")
+        hp = cfg.plugin_hyperparameters(params)
+        cfg.optimizer_params = {k: getattr(hp, k) for k in params}  # parsed values, as config.json shows
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def setting_names(cls, optimizer: str) -> set[str]:
+        """Every key `--set` accepts for this optimizer: run settings and the plug-in's own."""
+        from optimizers import get_optimizer
+        from optimizers.registry import hyperparameter_names
+
+        own = {f.name for f in fields(cls)} - IDENTITY_KEYS
+        return own | set(hyperparameter_names(get_optimizer(optimizer)))
+
+    def plugin(self) -> Any:
+        """The optimizer plug-in class (raises UnknownOptimizerError, a HarnessError)."""
+        from optimizers import get_optimizer
+
+        return get_optimizer(self.optimizer)
+
+    def hyperparameters(self) -> Any:
+        """The plug-in's hyperparameter dataclass for this run: the one place it is built."""
+        return self.plugin_hyperparameters(self.optimizer_params)
+
+    def plugin_hyperparameters(self, params: Mapping[str, Any]) -> Any:
+        from optimizers import build_hyperparameters
+
+        return build_hyperparameters(self.plugin(), params)
+
+    def validate(self) -> None:
+        """Raise ConfigError (message: the problem and the fix) for impossible settings."""
+        from bench.search.hessian import HVP_MODES, METHODS
+        from bench.search.spaces import SearchSpace
+
+        SearchSpace(self.space)  # UnknownSpaceError names the valid spaces
+        for key in ("batch_size", "init_channels", "cells_per_stack", "hessian_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"--set {key}={getattr(self, key)}: must be at least 1")
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"--epochs {self.epochs}: must be at least 1")
+        if not 0.0 < self.train_portion < 1.0:
+            raise ConfigError(f"--set train_portion={self.train_portion}: must lie strictly between 0 and 1")
+        if self.hessian_method not in METHODS:
+            raise ConfigError(f"--set hessian_method={self.hessian_method}: choose {' or '.join(METHODS)}")
+        if self.hessian_hvp not in HVP_MODES:
+            raise ConfigError(f"--set hessian_hvp={self.hessian_hvp}: choose {', '.join(HVP_MODES)}")
+        if self.data_limit is not None and self.data_limit < 2 * self.batch_size:
+            raise ConfigError(f"--set data_limit={self.data_limit}: needs at least 2 x batch_size images")
+        plugin = self.plugin()
+        plugin.check_run(self, self.hyperparameters())
+
+    def with_seed(self, seed: int) -> RunConfig:
+        return dataclasses.replace(self, seed=seed, optimizer_params=dict(self.optimizer_params))
+
     def resolved_epochs(self, reference_epochs: int) -> int:
         return self.epochs if self.epochs is not None else reference_epochs
 
@@ -91,18 +190,4 @@ BENCHMARK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def field_default(name: str) -> Any:
-    for f in fields(RunConfig):
-        if f.name == name:
-            if f.default is not dataclasses.MISSING:
-                return f.default
-            return f.default_factory()  # type: ignore[misc]
-    raise KeyError(name)
-
-
-def config_keys() -> list[str]:
-    return [f.name for f in fields(RunConfig) if f.name != "optimizer_params"]
-
-
-def to_json(cfg: RunConfig) -> str:
-    return json.dumps(cfg.to_dict(), indent=2, sort_keys=True)
+PRESET_OVERRIDES: dict[str, dict[str, Any]] = {"paper": {}, "quick": QUICK_OVERRIDES}

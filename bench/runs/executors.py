@@ -15,44 +15,43 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.runs import results
+from bench.runs import parts, results
 from bench.runs.config import RunConfig
-from bench.runs.trainer import STATUS_JSON, RunOutcome, Trainer, config_record
+from bench.runs.trainer import RunOutcome, Trainer, config_record
 
 log = logging.getLogger(__name__)
 
 TableFactory = Callable[[], Any]
 DataFactory = Callable[[RunConfig], Any]
-REPLACED_DIR = ".replaced"  # where --force moves old runs (hidden: never loaded as results)
+
+
+# ---- what to run ---------------------------------------------------------------------------------
+@dataclass
+class RunRequest:
+    """One point of a grid: its resolved config and where it writes (picklable for workers)."""
+
+    cfg: RunConfig
+    tag: str
+    out_root: Path
+
+    @property
+    def run_dir(self) -> Path:
+        c = self.cfg
+        return results.run_dir(self.out_root, c.benchmark, c.space, c.optimizer, self.tag, c.seed)
 
 
 # ---- where ground truth and data come from ------------------------------------------------------
-def open_table(benchmark: str, paths: Any) -> Any:
-    if benchmark == "nb101":
-        from bench.truth.nb101 import NB101Table
-
-        return NB101Table.load(paths.nb101)
-    from bench.truth.digits import DigitsBenchmark
-
-    return DigitsBenchmark()
-
-
-def load_data(cfg: RunConfig, paths: Any) -> Any:
-    from bench.data.splits import load_cifar10_search_data, load_digits_search_data
-
-    if cfg.benchmark == "nb101":
-        return load_cifar10_search_data(paths.cifar10, cfg.train_portion, cfg.data_limit, augment=cfg.augment)
-    return load_digits_search_data(cfg.train_portion, cfg.data_limit)
-
-
 def factories(benchmark: str, paths: Any) -> tuple[TableFactory, DataFactory]:
     """Picklable factories for the real benchmark, for workers in other processes or machines."""
-    return functools.partial(open_table, benchmark, paths), functools.partial(load_data, paths=paths)
+    return functools.partial(parts.open_table, benchmark, paths), functools.partial(
+        parts.load_data, paths=paths
+    )
 
 
 # ---- one run -------------------------------------------------------------------------------------
@@ -76,7 +75,7 @@ def benchmark_note(benchmark: str, best_test_error: float | None) -> str:
 def move_aside(run_dir: Path, out_root: Path) -> Path:
     """--force: keep the old run under <out>/.replaced/ instead of deleting it."""
     rel = run_dir.relative_to(out_root)
-    target = out_root / REPLACED_DIR / f"{rel}.{time.strftime('%Y%m%d-%H%M%S')}"
+    target = out_root / results.REPLACED_DIR / f"{rel}.{time.strftime('%Y%m%d-%H%M%S')}"
     n = 0
     while target.exists():
         n += 1
@@ -87,7 +86,7 @@ def move_aside(run_dir: Path, out_root: Path) -> Path:
 
 
 def execute(
-    request: Any, table: Any, data_factory: DataFactory, progress: bool = True, force: bool = False
+    request: RunRequest, table: Any, data_factory: DataFactory, progress: bool = True, force: bool = False
 ) -> RunOutcome:
     """Run, resume or skip one request. A diverged or crashed run is marked failed, not raised."""
     from tqdm import tqdm
@@ -95,7 +94,7 @@ def execute(
     run_dir: Path = request.run_dir
     if force and run_dir.exists():
         log.info("--force: moved the old run to %s", move_aside(run_dir, request.out_root))
-    status = results.read_json(run_dir / STATUS_JSON)
+    status = results.read_json(run_dir / results.STATUS_JSON)
     if status and status.get("state") == "complete":
         rows = results.read_epochs(run_dir / results.EPOCHS_CSV)
         log.info("already complete, skipping: %s (use --force to start over)", run_dir)
@@ -108,7 +107,7 @@ def execute(
         "benchmark_note": benchmark_note(request.cfg.benchmark, trainer.best_test_error),
     }
     results.write_json(run_dir / results.CONFIG_JSON, config_record(request.cfg, trainer, extra))
-    handler = logging.FileHandler(run_dir / "run.log")
+    handler = logging.FileHandler(run_dir / results.RUN_LOG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
     bench_log = logging.getLogger("bench")
@@ -151,7 +150,7 @@ def execute(
 
 
 def _in_worker(
-    request: Any, table_factory: TableFactory, data_factory: DataFactory, threads: int, force: bool
+    request: RunRequest, table_factory: TableFactory, data_factory: DataFactory, threads: int, force: bool
 ) -> RunOutcome:
     """A run in a fresh process: its own thread budget, table connection and data."""
     torch.set_num_threads(threads)
@@ -160,7 +159,7 @@ def _in_worker(
 
 
 # ---- many runs -----------------------------------------------------------------------------------
-def spread_over_gpus(requests: Sequence[Any]) -> None:
+def spread_over_gpus(requests: Sequence[RunRequest]) -> None:
     """`--device cuda` with several visible GPUs: one run per GPU, round robin."""
     n = torch.cuda.device_count()
     if n < 2:
@@ -171,7 +170,7 @@ def spread_over_gpus(requests: Sequence[Any]) -> None:
 
 
 def run_serial(
-    requests: Sequence[Any],
+    requests: Sequence[RunRequest],
     table_factory: TableFactory,
     data_factory: DataFactory,
     progress: bool,
@@ -188,7 +187,7 @@ def run_serial(
 
 
 def run_joblib(
-    requests: Sequence[Any],
+    requests: Sequence[RunRequest],
     table_factory: TableFactory,
     data_factory: DataFactory,
     jobs: int,
@@ -210,7 +209,7 @@ def run_joblib(
 
 
 def run_dask(
-    requests: Sequence[Any],
+    requests: Sequence[RunRequest],
     table_factory: TableFactory,
     data_factory: DataFactory,
     address: str,
@@ -238,6 +237,6 @@ def run_dask(
     return _in_request_order(outcomes, requests)
 
 
-def _in_request_order(outcomes: list[RunOutcome], requests: Sequence[Any]) -> list[RunOutcome]:
+def _in_request_order(outcomes: list[RunOutcome], requests: Sequence[RunRequest]) -> list[RunOutcome]:
     order = {str(r.run_dir): i for i, r in enumerate(requests)}
     return sorted(outcomes, key=lambda o: order.get(str(o.run_dir), len(order)))

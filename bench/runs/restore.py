@@ -1,29 +1,25 @@
 """Rebuild a run's trained supernet from its directory (config.json + checkpoint.pt), for analyses.
 
-The model is built by the trainer's own construction code, so it is exactly the network that was
-trained, and the checkpoint is loaded without touching the run directory (the trainer's resume would
-rewrite epochs.csv and alphas.npz). The search data come from the same loaders bench.run uses; tests
-and callers with data in memory pass it in instead.
+The model is built by the construction code the trainer uses (bench.runs.parts), so it is exactly the
+network that was trained, and the checkpoint is loaded without touching the run directory (the
+trainer's resume would rewrite epochs.csv and alphas.npz). The search data come from the same loaders
+bench.run uses; tests and callers with data in memory pass it in instead.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from bench.data.splits import SearchData
 from bench.errors import HarnessError
-from bench.runs import results
+from bench.runs import parts, results
 from bench.runs.config import ConfigError, RunConfig
-from bench.runs.trainer import CHECKPOINT, Trainer
-from bench.truth.base import ArchResult
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +43,6 @@ class RestoredRun:
     device: torch.device
 
 
-class _NoTable:
-    """Restoring never looks an architecture up; the trainer only needs a table to exist."""
-
-    name = "none"
-
-    def query(self, matrix: np.ndarray, ops: Sequence[str]) -> ArchResult:
-        raise RestoreError("a restored run cannot query a ground-truth table")
-
-    def best_test_error(self, space: int) -> float | None:
-        return None
-
-
 def read_config(run_dir: Path) -> RunConfig:
     record = results.read_json(Path(run_dir) / results.CONFIG_JSON)
     if not record or "config" not in record:
@@ -75,16 +59,10 @@ def read_config(run_dir: Path) -> RunConfig:
 
 def search_data(cfg: RunConfig, data_dir: Path | None = None) -> SearchData:
     """The run's search data from the loaders bench.run uses (digits: built in; nb101: CIFAR-10)."""
-    from bench.run import UsageError, resolve_benchmark
-    from bench.runs.executors import load_data
-
     if cfg.benchmark not in ("digits", "nb101"):
         raise RestoreError(f"benchmark {cfg.benchmark!r} has no data loader; pass the search data explicitly")
-    try:
-        _, paths = resolve_benchmark(cfg.benchmark, data_dir)
-        return load_data(cfg, paths)
-    except UsageError as exc:
-        raise RestoreError(str(exc)) from None
+    _, paths = parts.resolve_benchmark(cfg.benchmark, data_dir)
+    return parts.load_data(cfg, paths)
 
 
 def load_run(
@@ -97,36 +75,31 @@ def load_run(
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     cfg.device = device
-    path = run_dir / CHECKPOINT
+    path = run_dir / results.CHECKPOINT
     if not path.exists():
         raise RestoreError(
             f"{run_dir}: no checkpoint.pt; only runs trained by bench.run (which checkpoints) can be restored"
         )
     if data is None:
         data = search_data(cfg, data_dir)
-    trainer = Trainer(cfg, run_dir, _NoTable(), data)
-    trainer._build()  # the trainer's own construction: same network, plug-in and alpha shapes
+    run = parts.build_parts(cfg, data)  # the trainer's own construction: same network, plug-in, alphas
     try:
-        state = torch.load(path, map_location=trainer.device, weights_only=False)
-        trainer.model.load_state_dict(state["model"])
-        with torch.no_grad():
-            for a, saved in zip(trainer.alphas, state["alphas"], strict=True):
-                a.copy_(saved.to(trainer.device))
-        trainer.plugin.load_extra_state(state.get("plugin", {}))
+        state = torch.load(path, map_location=run.device, weights_only=False)
+        run.load_state(state, optimizers=False)
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise RestoreError(
             f"{path}: cannot load it into the run's supernet ({type(exc).__name__}); it may be cut or from "
             "another version — rerun the run to rewrite it"
         ) from None
-    trainer.model.eval()
+    run.model.eval()
     return RestoredRun(
         run_dir=run_dir,
         cfg=cfg,
-        model=trainer.model,
-        alphas=[a.detach() for a in trainer.alphas],
-        alpha_names=list(trainer.space.alpha_shapes()),
-        plugin=trainer.plugin,
+        model=run.model,
+        alphas=[a.detach() for a in run.alphas],
+        alpha_names=list(run.space.alpha_shapes()),
+        plugin=run.plugin,
         data=data,
         epoch=int(state["epoch"]),
-        device=trainer.device,
+        device=run.device,
     )

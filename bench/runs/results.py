@@ -52,9 +52,14 @@ COLUMNS: tuple[str, ...] = (
 # Wall-clock columns differ between otherwise identical runs; everything else is reproducible.
 TIMING_COLUMNS: tuple[str, ...] = ("epoch_seconds", "hessian_seconds", "wallclock_s")
 
+# Every name inside a run directory (and the --force shelf beside the runs) is defined here, once.
 EPOCHS_CSV = "epochs.csv"
 CONFIG_JSON = "config.json"
 ALPHAS_NPZ = "alphas.npz"
+STATUS_JSON = "status.json"
+CHECKPOINT = "checkpoint.pt"
+RUN_LOG = "run.log"
+REPLACED_DIR = ".replaced"  # where --force moves old runs (hidden: never loaded as results)
 
 
 def _slug(text: str) -> str:
@@ -164,3 +169,24 @@ def load_results(roots: Path | Iterable[Path]) -> pd.DataFrame:
     if not frames:
         return rows_to_frame([]).assign(run_dir=pd.Series(dtype=str))
     return pd.concat(frames, ignore_index=True)
+
+
+def check_compatible(run_dir: Path, config: Mapping[str, Any]) -> None:
+    """Refuse to resume a run written by another results version or with other settings."""
+    from bench.errors import UsageError
+
+    existing = read_json(Path(run_dir) / CONFIG_JSON)
+    if not existing:
+        return
+    if existing.get("results_version") != RESULTS_VERSION:
+        raise UsageError(
+            f"{run_dir} was written by results version {existing.get('results_version')} "
+            f"(this harness writes {RESULTS_VERSION}); use another --out or move it aside"
+        )
+    old = dict(existing.get("config", {}))
+    new = dict(config)
+    old.pop("device", None)
+    new.pop("device", None)
+    if old != new:
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise UsageError(f"{run_dir} holds a run with other settings ({', '.join(diff)}); use another --out")

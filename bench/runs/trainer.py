@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import random
 import signal
 import time
 from collections.abc import Callable
@@ -26,81 +25,17 @@ import torch
 import torch.nn.functional as F
 
 from bench.data.splits import STREAM_TRAIN, STREAM_VALID, SearchData, epoch_batches, fixed_batch
-from bench.errors import HarnessError
 from bench.runs import results
 from bench.runs.config import RunConfig
-from bench.search.spaces import SearchSpace
-from bench.search.supernet import Supernet
+from bench.runs.device import rng_state, set_rng_state
+from bench.runs.parts import build_parts
 from bench.truth.base import GroundTruth
-from optimizers import SearchContext, build_hyperparameters, get_optimizer
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT = "checkpoint.pt"
-STATUS_JSON = "status.json"
-RUN_LOG = "run.log"
-
-
-class DeviceError(HarnessError, RuntimeError):
-    """A requested device that this machine does not have."""
 
 
 class DivergedError(RuntimeError):
     """The loss became NaN or infinite; the run cannot continue."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when present, else the CPU; `cuda` without a GPU is an error, not a fallback."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceError(
-            f"--device {name} asked for a GPU but CUDA is not available; use --device cpu or auto"
-        )
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-
-
-def full_float32() -> None:
-    """Deterministic cuDNN without TF32: convolutions on Ampere and newer GPUs default to TF32 (a 10-bit
-    mantissa), which moved a small Hessian eigenvalue by ~1e-4 relative and GPU outputs ~1e-3 away from
-    the CPU's on an H200. The reference ran in full float32 on pre-TF32 GPUs."""
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-
-
-def seed_everything(seed: int) -> None:
-    """Python, NumPy and torch (CPU and CUDA) RNGs, and deterministic full-float32 cuDNN."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
-    full_float32()
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def set_bn_momentum(model: torch.nn.Module, momentum: float) -> None:
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.momentum = momentum
 
 
 @dataclass
@@ -145,52 +80,17 @@ class Trainer:
         self.table = table
         self.data = data
         self.meta = dict(meta or {})
-        self.device = resolve_device(cfg.device)
-        self.space = SearchSpace(cfg.space)
-        self.opt_cls = get_optimizer(cfg.optimizer)
-        self.hp = build_hyperparameters(self.opt_cls, cfg.optimizer_params)
-        self.epochs = cfg.resolved_epochs(self.opt_cls.reference_epochs)
+        parts = build_parts(cfg, data)  # seeds everything with the run's seed first
+        self.parts = parts
+        self.device, self.space, self.model, self.alphas = (
+            parts.device,
+            parts.space,
+            parts.model,
+            parts.alphas,
+        )
+        self.w_optim, self.a_optim, self.scheduler = parts.w_optim, parts.a_optim, parts.scheduler
+        self.plugin, self.hp, self.epochs = parts.plugin, parts.hp, parts.epochs
         self.best_test_error = table.best_test_error(cfg.space)
-        self.rows: list[dict[str, Any]] = []
-
-    # ---- construction --------------------------------------------------------------------------
-    def _build(self) -> None:
-        cfg = self.cfg
-        seed_everything(cfg.seed)
-        self.model = Supernet(
-            self.space,
-            init_channels=cfg.init_channels,
-            num_classes=self.data.num_classes,
-            in_channels=self.data.in_channels,
-            cells_per_stack=cfg.cells_per_stack,
-            reference_quirks=cfg.reference_quirks,
-            **self.opt_cls.supernet_kwargs(self.hp),
-        ).to(self.device)
-        if cfg.bn_momentum is not None:
-            set_bn_momentum(self.model, cfg.bn_momentum)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        self.alphas = self.space.init_alphas(generator=gen, device=self.device)
-        weight_params = list(self.model.parameters())
-        self.w_optim = torch.optim.SGD(
-            weight_params, lr=cfg.w_lr, momentum=cfg.w_momentum, weight_decay=cfg.w_weight_decay
-        )
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.w_optim, T_max=self.epochs, eta_min=cfg.w_lr_min
-        )
-        self.a_optim = torch.optim.Adam(
-            self.alphas, lr=cfg.a_lr, betas=(cfg.a_beta1, cfg.a_beta2), weight_decay=cfg.a_weight_decay
-        )
-        ctx = SearchContext(
-            model=self.model,
-            space=self.space,
-            alphas=self.alphas,
-            w_optim=self.w_optim,
-            a_optim=self.a_optim,
-            grad_clip=cfg.grad_clip,
-            epochs=self.epochs,
-            weight_params=weight_params,
-        )
-        self.plugin = self.opt_cls(ctx, self.hp)
         self.rows: list[dict[str, Any]] = []
         self.alpha_history: dict[int, list[np.ndarray]] = {}
         self.eig_vector: np.ndarray | None = None  # last Lanczos Ritz vector (warm start)
@@ -205,7 +105,7 @@ class Trainer:
             "a_optim": self.a_optim.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "plugin": self.plugin.extra_state(),
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "rows": self.rows,
             "alpha_history": self.alpha_history,
             "eig_vector": self.eig_vector,
@@ -215,19 +115,12 @@ class Trainer:
     def _resume(self) -> None:
         for stale in self.out_dir.glob(".*.tmp"):  # half-written files of a killed process
             stale.unlink(missing_ok=True)
-        path = self.out_dir / CHECKPOINT
+        path = self.out_dir / results.CHECKPOINT
         if not path.exists():
             return
         state = torch.load(path, map_location=self.device, weights_only=False)
-        self.model.load_state_dict(state["model"])
-        with torch.no_grad():
-            for a, saved in zip(self.alphas, state["alphas"], strict=True):
-                a.copy_(saved.to(self.device))
-        self.w_optim.load_state_dict(state["w_optim"])
-        self.a_optim.load_state_dict(state["a_optim"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.plugin.load_extra_state(state["plugin"])
-        _set_rng_state(state["rng"])
+        self.parts.load_state(state, optimizers=True)
+        set_rng_state(state["rng"])
         self.rows = list(state["rows"])
         self.alpha_history = dict(state["alpha_history"])
         self.eig_vector = state.get("eig_vector")
@@ -348,7 +241,7 @@ class Trainer:
         """Record the run's state (running, complete, failed, interrupted) in status.json."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         results.write_json(
-            self.out_dir / STATUS_JSON,
+            self.out_dir / results.STATUS_JSON,
             {"state": state, "reason": reason, "epochs_done": len(self.rows), "epochs": self.epochs},
         )
 
@@ -356,7 +249,6 @@ class Trainer:
     def run(self, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunOutcome:
         """Train from the last checkpoint (or scratch) to the last epoch; returns the outcome."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._build()
         self._resume()
         wall0 = time.perf_counter() - (self.rows[-1]["wallclock_s"] if self.rows else 0.0)
         self.mark("running")
@@ -376,7 +268,7 @@ class Trainer:
             self.rows.append(row)
             self.alpha_history[epoch] = [a.detach().cpu().numpy().copy() for a in self.alphas]
             fault_point("before-checkpoint", epoch)
-            _atomic_torch_save(self._checkpoint_state(epoch), self.out_dir / CHECKPOINT)
+            _atomic_torch_save(self._checkpoint_state(epoch), self.out_dir / results.CHECKPOINT)
             fault_point("after-checkpoint", epoch)
             self._write_tables()
             fault_point("after-tables", epoch)

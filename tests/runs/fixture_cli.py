@@ -10,7 +10,7 @@ import sys
 import torch
 
 from bench import run
-from bench.runs import executors
+from bench.runs import parts
 from tests.helpers import FixtureTable, make_toy_data
 
 
@@ -24,8 +24,8 @@ def toy_data(cfg: object, paths: object) -> object:
 
 def main(argv: list[str]) -> int:
     torch.set_num_threads(1)  # bit-identical to the in-process tests
-    executors.open_table = fixture_table
-    executors.load_data = toy_data
+    parts.open_table = fixture_table
+    parts.load_data = toy_data
     return run.main(argv)
 
 

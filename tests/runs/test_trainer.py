@@ -10,7 +10,9 @@ import pytest
 
 from bench.runs import results
 from bench.runs.config import RunConfig
-from bench.runs.trainer import CHECKPOINT, DeviceError, Trainer, resolve_device, seed_everything
+from bench.runs.device import DeviceError, resolve_device, seed_everything
+from bench.runs.results import CHECKPOINT
+from bench.runs.trainer import Trainer
 
 
 def tiny_config(**kw: object) -> RunConfig:

@@ -1,0 +1,157 @@
+"""Building a run's parts: its ground-truth table and search data, and the supernet, alphas, plug-in and
+torch optimizers of its config. The one way to build them, used by the trainer and by restore alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from bench.data.splits import SearchData
+from bench.errors import UsageError
+from bench.runs.config import RunConfig
+from bench.runs.device import resolve_device, seed_everything
+from bench.search.spaces import SearchSpace
+from bench.search.supernet import Supernet
+from optimizers import OneShotOptimizer, SearchContext
+
+log = logging.getLogger(__name__)
+
+
+# ---- ground truth and data -----------------------------------------------------------------------
+def resolve_benchmark(requested: str, data_dir: Path | None = None) -> tuple[str, Any]:
+    """`auto` -> nb101 when NB-101 and CIFAR-10 are installed, else the embedded digits benchmark.
+
+    Returns the benchmark and the installed data paths (bench.data.install.DataPaths).
+    """
+    from bench.data.install import locate
+
+    paths = locate(data_dir)
+    if requested == "auto":
+        if paths.nb101 is not None and paths.cifar10 is not None:
+            return "nb101", paths
+        log.warning(
+            "NAS-Bench-101 and/or CIFAR-10 are not installed: using the EMBEDDED 'digits' benchmark "
+            "(8x8 digits, not NAS-Bench-101 numbers). Get the real data: python -m bench.data download nb101 "
+            "&& python -m bench.data download cifar10"
+        )
+        return "digits", paths
+    if requested == "nb101":
+        if paths.nb101 is None:
+            raise UsageError(
+                "--benchmark nb101: the NAS-Bench-101 file is not installed; run "
+                "`python -m bench.data download nb101` (or pass --data-dir)"
+            )
+        if paths.cifar10 is None:
+            raise UsageError(
+                "--benchmark nb101: CIFAR-10 is not installed; run `python -m bench.data download cifar10` "
+                "(or pass --data-dir)"
+            )
+    return requested, paths
+
+
+def open_table(benchmark: str, paths: Any) -> Any:
+    """The ground-truth table of `benchmark` (a bench.truth.base.GroundTruth)."""
+    if benchmark == "nb101":
+        from bench.truth.nb101 import NB101Table
+
+        return NB101Table.load(paths.nb101)
+    from bench.truth.digits import DigitsBenchmark
+
+    return DigitsBenchmark()
+
+
+def load_data(cfg: RunConfig, paths: Any) -> SearchData:
+    """The run's search data: CIFAR-10 halves for nb101, the fixed digits split for digits."""
+    from bench.data.splits import load_cifar10_search_data, load_digits_search_data
+
+    if cfg.benchmark == "nb101":
+        return load_cifar10_search_data(paths.cifar10, cfg.train_portion, cfg.data_limit, augment=cfg.augment)
+    return load_digits_search_data(cfg.train_portion, cfg.data_limit)
+
+
+# ---- the search itself ---------------------------------------------------------------------------
+@dataclass
+class RunParts:
+    """A freshly built search: what the trainer trains and what restore loads a checkpoint into."""
+
+    space: SearchSpace
+    model: nn.Module
+    alphas: list[Tensor]
+    weight_params: list[Tensor]
+    w_optim: torch.optim.Optimizer
+    a_optim: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    plugin: OneShotOptimizer
+    hp: Any
+    epochs: int
+    device: torch.device
+
+    def load_state(self, state: dict[str, Any], optimizers: bool) -> None:
+        """Load a checkpoint's supernet, alphas and plug-in state (and the torch optimizers' and the
+        schedule's, to continue training)."""
+        self.model.load_state_dict(state["model"])
+        with torch.no_grad():
+            for a, saved in zip(self.alphas, state["alphas"], strict=True):
+                a.copy_(saved.to(self.device))
+        self.plugin.load_extra_state(state.get("plugin", {}))
+        if optimizers:
+            self.w_optim.load_state_dict(state["w_optim"])
+            self.a_optim.load_state_dict(state["a_optim"])
+            self.scheduler.load_state_dict(state["scheduler"])
+
+
+def set_bn_momentum(model: torch.nn.Module, momentum: float) -> None:
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
+
+
+def build_parts(cfg: RunConfig, data: SearchData) -> RunParts:
+    """Seed everything with the run's seed, then build its supernet, alphas, torch optimizers and plug-in."""
+    device = resolve_device(cfg.device)
+    opt_cls = cfg.plugin()
+    hp = cfg.hyperparameters()
+    epochs = cfg.resolved_epochs(opt_cls.reference_epochs)
+    space = SearchSpace(cfg.space)
+    seed_everything(cfg.seed)
+    model = Supernet(
+        space,
+        init_channels=cfg.init_channels,
+        num_classes=data.num_classes,
+        in_channels=data.in_channels,
+        cells_per_stack=cfg.cells_per_stack,
+        reference_quirks=cfg.reference_quirks,
+        **opt_cls.supernet_kwargs(hp),
+    ).to(device)
+    if cfg.bn_momentum is not None:
+        set_bn_momentum(model, cfg.bn_momentum)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    alphas = space.init_alphas(generator=gen, device=device)
+    weight_params = list(model.parameters())
+    w_optim = torch.optim.SGD(
+        weight_params, lr=cfg.w_lr, momentum=cfg.w_momentum, weight_decay=cfg.w_weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optim, T_max=epochs, eta_min=cfg.w_lr_min)
+    a_optim = torch.optim.Adam(
+        alphas, lr=cfg.a_lr, betas=(cfg.a_beta1, cfg.a_beta2), weight_decay=cfg.a_weight_decay
+    )
+    ctx = SearchContext(
+        model=model,
+        space=space,
+        alphas=alphas,
+        w_optim=w_optim,
+        a_optim=a_optim,
+        grad_clip=cfg.grad_clip,
+        epochs=epochs,
+        weight_params=weight_params,
+    )
+    plugin = opt_cls(ctx, hp)
+    return RunParts(
+        space, model, alphas, weight_params, w_optim, a_optim, scheduler, plugin, hp, epochs, device
+    )
