@@ -9,6 +9,8 @@ each hook below is a seam a variant can override without copying the rest:
 - `arch_step(batch_val)`: update the alphas.
 - `weight_step_weights(batch_train)`: the mixing weights the weight step trains with; the seam
   where SDARTS and MS-DARTS perturb the architecture.
+- `eval_weights(alphas)` / `oneshot_weights(alphas)`: the mixing weights the Hessian / the one-shot
+  accuracy (and the correlation analysis) measure at.
 - `forward(x, weights)`: how the supernet is called (GDAS passes the sampled op per block).
 - `on_epoch_start(epoch)`: schedules (temperature, perturbation radius, ...).
 - `on_epoch_end(epoch)`: after the epoch's steps, before discretization (RSWS picks its incumbent).
@@ -97,8 +99,15 @@ class OneShotOptimizer:
         return row_softmax(alphas)
 
     def eval_weights(self, alphas: Sequence[Tensor]) -> list[Tensor]:
-        """Mixing weights for one-shot evaluation and the Hessian (deterministic)."""
+        """Mixing weights at which the Hessian is measured (deterministic, differentiable in alphas)."""
         return row_softmax(alphas)
+
+    def oneshot_weights(self, alphas: Sequence[Tensor]) -> list[Tensor]:
+        """Mixing weights at which the one-shot accuracy measures the supernet: the way this method
+        infers. Softmax methods evaluate the continuous relaxation; a sampling method (GDAS, ENAS, RSWS)
+        overrides this with the one-hot weights of the architecture it would pick, since its supernet
+        never trained on softmax-scaled single ops. `forward(x, weights)` runs them."""
+        return self.eval_weights(alphas)
 
     def forward(self, x: Tensor, weights: Sequence[Tensor]) -> Tensor:
         return self.ctx.model(x, weights)

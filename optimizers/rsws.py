@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bench.errors import ConfigError
-from bench.search.spaces import PRIMITIVES, Topology
+from bench.search.spaces import Architecture
 from optimizers.base import Batch, OneShotOptimizer, SearchContext
 from optimizers.perturb import eval_mode
 from optimizers.registry import register
@@ -49,14 +49,6 @@ class RswsHyperparameters:
             raise ConfigError(
                 f"--set eval_archs={self.eval_archs} eval_batches={self.eval_batches}: both must be >= 1"
             )
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """One cell: an op index per choice block and the parents of nodes 1..B and of the output."""
-
-    ops: tuple[int, ...]
-    topology: Topology
 
 
 @dataclass(frozen=True, order=True)
@@ -80,31 +72,16 @@ class RandomSearchWS(OneShotOptimizer):
 
     # ---- architectures -------------------------------------------------------------------------
     def sample_architecture(self, generator: torch.Generator | None = None) -> Architecture:
-        space = self.ctx.space
-        ops = tuple(torch.randint(len(PRIMITIVES), (space.num_blocks,), generator=generator).tolist())
-        topology = []
-        for node, k in enumerate(space.num_parents, start=1):
-            parents = torch.randperm(node, generator=generator)[:k].sort().values
-            topology.append(tuple(parents.tolist()))
-        return Architecture(ops, tuple(topology))
+        return self.ctx.space.sample(generator)
 
     def architecture_weights(self, arch: Architecture) -> list[Tensor]:
         """The 0/1 mixing weights of `arch`, in alpha_shapes order (also its alpha encoding)."""
         ref = self.ctx.alphas[0]
-        out = []
-        for name, shape in self.ctx.space.alpha_shapes().items():
-            w = torch.zeros(shape, dtype=ref.dtype, device=ref.device)
-            if name == "ops":
-                w[torch.arange(len(arch.ops)), torch.tensor(arch.ops)] = 1.0
-            else:
-                node = self.ctx.space.output_node if name == "output" else int(name.split("_", 1)[1])
-                w[0, list(arch.topology[node - 1])] = 1.0
-            out.append(w)
-        return out
+        return self.ctx.space.one_hot(arch, dtype=ref.dtype, device=ref.device)
 
     def spec(self, arch: Architecture) -> tuple[np.ndarray, list[str]]:
         """`arch` as an (unpruned) NAS-Bench-101 (matrix, ops)."""
-        return self.ctx.space.to_nb101(arch.topology, [PRIMITIVES[o] for o in arch.ops])
+        return self.ctx.space.spec(arch)
 
     # ---- hooks ---------------------------------------------------------------------------------
     def forward(self, x: Tensor, weights: Sequence[Tensor]) -> Tensor:

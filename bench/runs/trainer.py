@@ -158,13 +158,13 @@ class Trainer:
         if not self.cfg.eval_oneshot:
             return float("nan"), float("nan")
         self.model.eval()
-        weights = self.plugin.eval_weights(self.alphas)
+        weights = self.plugin.oneshot_weights(self.alphas)
         loss_sum, correct, n = 0.0, 0, 0
         bs = max(self.cfg.batch_size, 256)
         for i in range(0, len(self.data.x_valid), bs):
             x = self.data.x_valid[i : i + bs].to(self.device)
             y = self.data.y_valid[i : i + bs].to(self.device)
-            logits = self.model(x, weights)
+            logits = self.plugin.forward(x, weights)
             loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
             n += len(y)

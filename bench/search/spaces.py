@@ -52,6 +52,15 @@ _SPACES: dict[int, _SpaceDef] = {
 Topology = tuple[tuple[int, ...], ...]  # parents of node 1..B and of the output (node B+1)
 
 
+@dataclass(frozen=True)
+class Architecture:
+    """One cell before NB-101 mapping: an op index (into PRIMITIVES) per choice block and the parents of
+    nodes 1..B and of the output."""
+
+    ops: tuple[int, ...]
+    topology: Topology
+
+
 class SearchSpace:
     """NAS-Bench-1Shot1 search space `number` (1, 2 or 3)."""
 
@@ -152,7 +161,7 @@ class SearchSpace:
         return matrix, nb_ops
 
     # ---- discretization ----------------------------------------------------------------------
-    def discretize(self, alphas: Sequence[torch.Tensor | np.ndarray]) -> tuple[np.ndarray, list[str]]:
+    def argmax_architecture(self, alphas: Sequence[torch.Tensor | np.ndarray]) -> Architecture:
         """Argmax op per block, top-k parents per node; ties go to the lower index, always."""
         shapes = self.alpha_shapes()
         if len(alphas) != len(shapes):
@@ -163,7 +172,7 @@ class SearchSpace:
             if arr.shape != shape:
                 raise ValueError(f"alpha tensor {name!r} has shape {arr.shape}, expected {shape}")
             arrays[name] = arr
-        ops = [PRIMITIVES[int(np.argmax(row))] for row in arrays["ops"]]  # argmax: first maximum
+        ops = tuple(int(np.argmax(row)) for row in arrays["ops"])  # argmax: first maximum
 
         def top_k(values: np.ndarray, k: int) -> tuple[int, ...]:
             order = np.argsort(-values, kind="stable")  # stable: equal values keep index order
@@ -174,7 +183,41 @@ class SearchSpace:
             name = f"inputs_{node}"
             topology.append(top_k(arrays[name][0], k) if name in arrays else tuple(range(node))[:k])
         topology.append(top_k(arrays["output"][0], self.num_parents[-1]))
-        return self.to_nb101(tuple(topology), ops)
+        return Architecture(ops, tuple(topology))
+
+    def discretize(self, alphas: Sequence[torch.Tensor | np.ndarray]) -> tuple[np.ndarray, list[str]]:
+        """The NB-101 (matrix, ops) of the argmax architecture (unpruned)."""
+        return self.spec(self.argmax_architecture(alphas))
+
+    def spec(self, arch: Architecture) -> tuple[np.ndarray, list[str]]:
+        """`arch` as an (unpruned) NAS-Bench-101 (matrix, ops)."""
+        return self.to_nb101(arch.topology, [PRIMITIVES[o] for o in arch.ops])
+
+    def sample(self, generator: torch.Generator | None = None) -> Architecture:
+        """A uniformly random cell: one op per choice block, a random parent subset of the right size for
+        every node that chooses its parents, and for the output (raw architectures, not unique models)."""
+        ops = tuple(torch.randint(len(PRIMITIVES), (self.num_blocks,), generator=generator).tolist())
+        topology = []
+        for node, k in enumerate(self.num_parents, start=1):
+            parents = torch.randperm(node, generator=generator)[:k].sort().values
+            topology.append(tuple(parents.tolist()))
+        return Architecture(ops, tuple(topology))
+
+    def one_hot(
+        self, arch: Architecture, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+    ) -> list[torch.Tensor]:
+        """The 0/1 mixing weights of `arch` in alpha_shapes order: the chosen op of each block, and 1 on
+        each chosen parent (the discrete cell sums its parents, as NB-101 does)."""
+        out = []
+        for name, shape in self.alpha_shapes().items():
+            w = torch.zeros(shape, dtype=dtype, device=device)
+            if name == "ops":
+                w[torch.arange(len(arch.ops)), torch.tensor(arch.ops)] = 1.0
+            else:
+                node = self.output_node if name == "output" else int(name.split("_", 1)[1])
+                w[0, list(arch.topology[node - 1])] = 1.0
+            out.append(w)
+        return out
 
     # ---- enumeration -------------------------------------------------------------------------
     def num_raw_architectures(self) -> int:
