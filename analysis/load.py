@@ -55,7 +55,7 @@ class Filters:
             return False
         if self.spaces and run["space"] not in self.spaces:
             return False
-        if self.optimizers and names._key(run["optimizer"]) not in {names._key(o) for o in self.optimizers}:
+        if self.optimizers and names.optimizer_key(run["optimizer"]) not in {names.optimizer_key(o) for o in self.optimizers}:
             return False
         return not self.tags or run["tag"] in self.tags
 
