@@ -61,6 +61,12 @@ class RunConfig:
     hessian_hvp: str = "reverse"
     hessian_batch_size: int | None = None  # None: batch_size
     eval_oneshot: bool = True  # one-shot validation accuracy after each epoch
+    # BN for one-shot accuracies: "recalibrate" (statistics re-estimated at the evaluated weights on
+    # bn_recal_batches training batches), "eval" (the search's running statistics), "batch" (batch stats)
+    oneshot_bn: str = "recalibrate"
+    bn_recal_batches: int = 10
+    correlation_every: int = 0  # one-shot vs ground-truth correlation every K epochs (and the last); 0: off
+    correlation_samples: int = 100  # models scored (all unique models of the space when it covers them)
     device: str = "auto"
     # plug-in hyperparameters (validated by the optimizer's own dataclass)
     optimizer_params: dict[str, Any] = field(default_factory=dict)
@@ -138,7 +144,7 @@ class RunConfig:
         from bench.search.spaces import SearchSpace
 
         SearchSpace(self.space)  # UnknownSpaceError names the valid spaces
-        for key in ("batch_size", "init_channels", "cells_per_stack", "hessian_every"):
+        for key in ("batch_size", "init_channels", "cells_per_stack", "hessian_every", "bn_recal_batches"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"--set {key}={getattr(self, key)}: must be at least 1")
         if self.epochs is not None and self.epochs < 1:
@@ -151,6 +157,16 @@ class RunConfig:
             raise ConfigError(f"--set hessian_hvp={self.hessian_hvp}: choose {', '.join(HVP_MODES)}")
         if self.data_limit is not None and self.data_limit < 2 * self.batch_size:
             raise ConfigError(f"--set data_limit={self.data_limit}: needs at least 2 x batch_size images")
+        from bench.runs.oneshot import BN_MODES
+
+        if self.oneshot_bn not in BN_MODES:
+            raise ConfigError(f"--set oneshot_bn={self.oneshot_bn}: choose {', '.join(BN_MODES)}")
+        if self.correlation_every < 0:
+            raise ConfigError(f"--set correlation_every={self.correlation_every}: must be >= 0 (0 = off)")
+        if self.correlation_samples < 3:
+            raise ConfigError(
+                f"--set correlation_samples={self.correlation_samples}: needs at least 3 models"
+            )
         plugin = self.plugin()
         plugin.check_run(self, self.hyperparameters())
 

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-RESULTS_VERSION = 1
+# 2: one-shot accuracy with re-estimated BN (+ the eval-mode `_evalbn` columns), correlation files.
+RESULTS_VERSION = 2
 
 COLUMNS: tuple[str, ...] = (
     "benchmark",
@@ -32,6 +33,8 @@ COLUMNS: tuple[str, ...] = (
     "oneshot_train_acc",
     "oneshot_valid_loss",
     "oneshot_valid_acc",
+    "oneshot_valid_loss_evalbn",
+    "oneshot_valid_acc_evalbn",
     "valid_acc_r0",
     "valid_acc_r1",
     "valid_acc_r2",
@@ -49,6 +52,15 @@ COLUMNS: tuple[str, ...] = (
     "hessian_seconds",
     "wallclock_s",
 )
+CORRELATION_COLUMNS: tuple[str, ...] = (
+    "epoch", "n", "oneshot_acc_mean",
+    "spearman_valid", "kendall_valid", "top10_overlap_valid",
+    "spearman_test", "kendall_test", "top10_overlap_test",
+    "seconds",
+)  # fmt: skip
+CORRELATION_ARCH_COLUMNS: tuple[str, ...] = (
+    "epoch", "arch_hash", "oneshot_valid_loss", "oneshot_valid_acc", "valid_acc_mean", "test_acc_mean",
+)  # fmt: skip
 # Wall-clock columns differ between otherwise identical runs; everything else is reproducible.
 TIMING_COLUMNS: tuple[str, ...] = ("epoch_seconds", "hessian_seconds", "wallclock_s")
 
@@ -59,6 +71,8 @@ ALPHAS_NPZ = "alphas.npz"
 STATUS_JSON = "status.json"
 CHECKPOINT = "checkpoint.pt"
 RUN_LOG = "run.log"
+CORRELATION_CSV = "correlation.csv"  # one row per measured epoch
+CORRELATION_ARCHS_CSV = "correlation_archs.csv"  # one row per measured epoch and sampled model
 REPLACED_DIR = ".replaced"  # where --force moves old runs (hidden: never loaded as results)
 
 
@@ -110,6 +124,15 @@ def rows_to_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(list(rows))
     extra = [c for c in frame.columns if c not in COLUMNS]
     return frame.reindex(columns=[*COLUMNS, *extra])
+
+
+def write_table(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """Any small tidy table of a run, rewritten atomically, known columns first."""
+    frame = pd.DataFrame(list(rows))
+    extra = [c for c in frame.columns if c not in columns]
+    atomic_write_text(
+        path, frame.reindex(columns=[*columns, *extra]).to_csv(index=False, float_format="%.10g")
+    )
 
 
 def write_epochs(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:

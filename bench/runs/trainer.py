@@ -15,20 +15,20 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from bench.data.splits import STREAM_TRAIN, STREAM_VALID, SearchData, epoch_batches, fixed_batch
-from bench.runs import results
+from bench.runs import oneshot, results
 from bench.runs.config import RunConfig
 from bench.runs.device import rng_state, set_rng_state
 from bench.runs.parts import build_parts
+from bench.search.spaces import Architecture
 from bench.truth.base import GroundTruth
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,9 @@ class Trainer:
         self.alpha_history: dict[int, list[np.ndarray]] = {}
         self.eig_vector: np.ndarray | None = None  # last Lanczos Ritz vector (warm start)
         self.start_epoch = 0
+        self.correlation_rows: list[dict[str, Any]] = []  # one per measured epoch
+        self.correlation_archs: list[dict[str, Any]] = []  # one per measured epoch and model
+        self._corr_archs: list[Architecture] | None = None  # the sampled models, drawn once
 
     def _checkpoint_state(self, epoch: int) -> dict[str, Any]:
         return {
@@ -107,6 +110,8 @@ class Trainer:
             "plugin": self.plugin.extra_state(),
             "rng": rng_state(),
             "rows": self.rows,
+            "correlation": self.correlation_rows,
+            "correlation_archs": self.correlation_archs,
             "alpha_history": self.alpha_history,
             "eig_vector": self.eig_vector,
             "results_version": results.RESULTS_VERSION,
@@ -122,6 +127,8 @@ class Trainer:
         self.parts.load_state(state, optimizers=True)
         set_rng_state(state["rng"])
         self.rows = list(state["rows"])
+        self.correlation_rows = list(state.get("correlation", []))
+        self.correlation_archs = list(state.get("correlation_archs", []))
         self.alpha_history = dict(state["alpha_history"])
         self.eig_vector = state.get("eig_vector")
         self.start_epoch = int(state["epoch"]) + 1
@@ -152,24 +159,86 @@ class Trainer:
             n += stats.n
         return loss_sum / max(n, 1), correct / max(n, 1)
 
-    @torch.no_grad()
-    def _evaluate_oneshot(self) -> tuple[float, float]:
-        """One-shot accuracy on the architecture half, eval-mode BN, deterministic mixing weights."""
+    def _evaluator(self) -> oneshot.Evaluator:
+        cfg = self.cfg
+        return oneshot.Evaluator(
+            self.model, self.data.x_valid, self.data.y_valid,
+            recal_x=self.data.x_train[: cfg.bn_recal_batches * cfg.batch_size],
+            batch_size=cfg.batch_size, device=self.device,
+        )  # fmt: skip
+
+    def _evaluate_oneshot(self) -> dict[str, float]:
+        """One-shot loss and accuracy on the architecture half at the plug-in's one-shot weights: with BN
+        as `oneshot_bn` says (default: statistics re-estimated at these weights), and with the running
+        statistics as the search left them (`_evalbn`). Leaves the model and every RNG as they were."""
+        nan = float("nan")
         if not self.cfg.eval_oneshot:
-            return float("nan"), float("nan")
-        self.model.eval()
+            return dict.fromkeys(
+                (
+                    "oneshot_valid_loss",
+                    "oneshot_valid_acc",
+                    "oneshot_valid_loss_evalbn",
+                    "oneshot_valid_acc_evalbn",
+                ),
+                nan,
+            )
+        evaluate = self._evaluator()
         weights = self.plugin.oneshot_weights(self.alphas)
-        loss_sum, correct, n = 0.0, 0, 0
-        bs = max(self.cfg.batch_size, 256)
-        for i in range(0, len(self.data.x_valid), bs):
-            x = self.data.x_valid[i : i + bs].to(self.device)
-            y = self.data.y_valid[i : i + bs].to(self.device)
-            logits = self.plugin.forward(x, weights)
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
-            n += len(y)
-        self.model.train()
-        return loss_sum / n, correct / n
+        plain = evaluate(self.plugin.forward, weights, bn="eval")
+        main = (
+            plain
+            if self.cfg.oneshot_bn == "eval"
+            else evaluate(self.plugin.forward, weights, self.cfg.oneshot_bn)
+        )
+        return {
+            "oneshot_valid_loss": main.loss,
+            "oneshot_valid_acc": main.acc,
+            "oneshot_valid_loss_evalbn": plain.loss,
+            "oneshot_valid_acc_evalbn": plain.acc,
+        }
+
+    def _correlation(self, epoch: int) -> None:
+        """NAS-Bench-1Shot1's one-shot vs ground-truth correlation: the same sampled models every time,
+        each scored on the supernet at its one-hot weights (only its ops run; BN as `oneshot_bn`)."""
+        cfg = self.cfg
+        every = cfg.correlation_every
+        if not every or ((epoch + 1) % every and epoch != self.epochs - 1):
+            return
+        t0 = time.perf_counter()
+        if self._corr_archs is None:
+            self._corr_archs = oneshot.sample_architectures(self.space, cfg.correlation_samples, cfg.seed)
+        evaluate = self._evaluator()
+        dtype = self.alphas[0].dtype
+        archs, one_shot, valid, test = [], [], [], []
+        for arch in self._corr_archs:
+            matrix, ops = self.space.spec(arch)
+            truth = self.table.query(matrix, ops)
+            weights = self.space.one_hot(arch, dtype=dtype, device=self.device)
+            choice = torch.tensor(arch.ops)
+
+            def forward(
+                x: torch.Tensor, w: Sequence[torch.Tensor], choice: torch.Tensor = choice
+            ) -> torch.Tensor:
+                return self.model(x, w, op_choice=choice)
+
+            s = evaluate(forward, weights, cfg.oneshot_bn)
+            archs.append({
+                "epoch": epoch, "arch_hash": truth.arch_hash, "oneshot_valid_loss": s.loss,
+                "oneshot_valid_acc": s.acc, "valid_acc_mean": truth.valid_acc_mean,
+                "test_acc_mean": truth.test_acc_mean,
+            })  # fmt: skip
+            one_shot.append(s.acc)
+            valid.append(truth.valid_acc_mean)
+            test.append(truth.test_acc_mean)
+        summary = {"epoch": epoch, **oneshot.correlation_stats(one_shot, valid, test)}
+        summary["n"] = int(summary["n"])
+        summary["seconds"] = time.perf_counter() - t0
+        self.correlation_rows.append(summary)
+        self.correlation_archs.extend(archs)
+        log.info(
+            "epoch %d: one-shot vs ground truth over %d models: Spearman %.3f (valid), %.3f (test)",
+            epoch, summary["n"], summary["spearman_valid"], summary["spearman_test"],
+        )  # fmt: skip
 
     def _hessian(self, epoch: int) -> tuple[float, float]:
         cfg = self.cfg
@@ -201,7 +270,7 @@ class Trainer:
         log.debug("epoch %d: eigenvalue %.6g after %d HVPs", epoch, info.eigenvalue, info.num_hvps)
         return float(info.eigenvalue), time.perf_counter() - t0
 
-    def _row(self, epoch: int, train: tuple[float, float], valid: tuple[float, float]) -> dict[str, Any]:
+    def _row(self, epoch: int, train: tuple[float, float], one_shot: dict[str, float]) -> dict[str, Any]:
         matrix, ops = self.space.discretize(self.alphas)
         truth = self.table.query(matrix, ops)
         row: dict[str, Any] = {
@@ -216,8 +285,7 @@ class Trainer:
             "ops": ",".join(ops),
             "oneshot_train_loss": train[0],
             "oneshot_train_acc": train[1],
-            "oneshot_valid_loss": valid[0],
-            "oneshot_valid_acc": valid[1],
+            **one_shot,
         }
         for r in range(3):
             row[f"valid_acc_r{r}"] = truth.valid_acc[r] if r < len(truth.valid_acc) else float("nan")
@@ -233,6 +301,15 @@ class Trainer:
 
     def _write_tables(self) -> None:
         results.write_epochs(self.out_dir / results.EPOCHS_CSV, self.rows)
+        if self.cfg.correlation_every:
+            results.write_table(
+                self.out_dir / results.CORRELATION_CSV, self.correlation_rows, results.CORRELATION_COLUMNS
+            )
+            results.write_table(
+                self.out_dir / results.CORRELATION_ARCHS_CSV,
+                self.correlation_archs,
+                results.CORRELATION_ARCH_COLUMNS,
+            )
         results.write_alphas(
             self.out_dir / results.ALPHAS_NPZ, self.alpha_history, list(self.space.alpha_shapes())
         )
@@ -266,6 +343,7 @@ class Trainer:
             row["epoch_seconds"] = time.perf_counter() - t0
             row["wallclock_s"] = time.perf_counter() - wall0
             self.rows.append(row)
+            self._correlation(epoch)  # after the timing: it is an analysis, not part of the search
             self.alpha_history[epoch] = [a.detach().cpu().numpy().copy() for a in self.alphas]
             fault_point("before-checkpoint", epoch)
             _atomic_torch_save(self._checkpoint_state(epoch), self.out_dir / results.CHECKPOINT)
