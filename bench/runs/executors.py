@@ -134,8 +134,8 @@ def _execute(
     results.write_json(run_dir / results.CONFIG_JSON, config_record(request.cfg, trainer, extra))
     with runlog.run_log(run_dir / results.RUN_LOG, request.label, console.run_log_level):
         try:
-            resuming = (run_dir / results.CHECKPOINT).exists()
-            log.info("%s: %d epochs into %s", "resuming" if resuming else "starting", trainer.epochs, run_dir)
+            verb = "resuming" if (run_dir / results.CHECKPOINT).exists() else "starting"
+            log.info("%s: %d epochs into %s", verb, trainer.epochs, run_dir)
 
             def on_epoch(row: dict[str, Any]) -> None:
                 log.info(describe_epoch(row, trainer.epochs))
@@ -143,7 +143,8 @@ def _execute(
             return trainer.run(on_epoch=on_epoch)
         except KeyboardInterrupt:
             trainer.mark("interrupted", "stopped by the user; rerun the same command to resume")
-            log.warning("interrupted: %s keeps its last completed epoch; rerun to resume", run_dir)
+            # INFO: the command says so once for all runs (a worker's warning would cut the bars).
+            log.info("interrupted: %s keeps its last completed epoch; rerun to resume", run_dir)
             raise
         except Exception as exc:  # one failed run must not stop a grid
             reason = f"{type(exc).__name__}: {exc}"

@@ -73,6 +73,10 @@ def describe_outcome(outcome: Any, epochs: int, reason: bool = True) -> str:
     return f"{text}; {outcome.reason}" if outcome.reason and reason else text
 
 
+def _describe_start(done: int, epochs: int) -> str:
+    return f"resuming: {done} of {epochs} epochs done" if done else f"starting: {epochs} epochs"
+
+
 @dataclass
 class _Run:
     watched: Watched
@@ -221,6 +225,11 @@ class Display:
                 run.began = time.time()
                 if state == "running" and isinstance(status.get("epochs_done"), int):
                     run.announced = status["epochs_done"] - 1  # where this command (re)started the run
+                    if self.announce:
+                        log.info(
+                            _describe_start(run.announced + 1, run.watched.epochs),
+                            extra={"run": run.watched.label},
+                        )
             run.state = state
         if run.state == "waiting":
             return  # status.json is as it was before this command: not started yet

@@ -46,6 +46,7 @@ def test_two_jobs_in_a_file_every_epoch_line_names_its_run(tmp_path) -> None:
         f"darts s1 seed{s} paper_batch_size=16_cells_per_stack=1_epochs=2_init_channels=2" for s in (0, 1)
     }
     assert seen == {(run, k): 1 for run in labels for k in (1, 2)}  # every epoch exactly once
+    assert sum(line.endswith("] starting: 2 epochs") for line in proc.stderr.splitlines()) == 2
     finished = [line for line in proc.stderr.splitlines() if "runs finished" in line]
     assert len(finished) == 2 and all(re.search(r"\] complete, 2/2 epochs", line) for line in finished)
     for run in results.find_runs(tmp_path):  # run.log: the run's own lines only, each named
@@ -208,6 +209,8 @@ def test_display_announces_new_epochs_of_other_processes_once(tmp_path, caplog) 
         ("resumed", "epoch 2/3"),
         ("resumed", "epoch 3/3"),
     ]
+    assert ("resumed", "resuming: 1 of 3 epochs done") in announced
+    assert not any(run == "stale" and "runs finished" not in msg for run, msg in announced)
     assert [(run, msg.split(",")[0]) for run, msg in announced if "runs finished" in msg] == [
         ("stale", "skipped: already complete (--force starts over) (1 of 2 runs finished)"),
         ("resumed", "complete"),
