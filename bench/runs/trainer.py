@@ -315,12 +315,16 @@ class Trainer:
         )
 
     def mark(self, state: str, reason: str = "") -> None:
-        """Record the run's state (running, complete, failed, interrupted) in status.json."""
+        """Record the run's state (running, complete, failed, interrupted) in status.json; the pid and
+        host let `bench.status` tell a running run from one whose process was killed."""
+        import socket
+
         self.out_dir.mkdir(parents=True, exist_ok=True)
         results.write_json(
             self.out_dir / results.STATUS_JSON,
-            {"state": state, "reason": reason, "epochs_done": len(self.rows), "epochs": self.epochs},
-        )
+            {"state": state, "reason": reason, "epochs_done": len(self.rows), "epochs": self.epochs,
+             "pid": os.getpid(), "host": socket.gethostname()},
+        )  # fmt: skip
 
     # ---- the loop ------------------------------------------------------------------------------
     def run(self, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunOutcome:
