@@ -243,6 +243,18 @@ class RunConfig:
         if not 0.0 <= self.cutout_prob <= 1.0:
             raise ConfigError(f"--set cutout_prob={self.cutout_prob}: a probability lies in [0, 1]")
         plugin = self.plugin()
+        from optimizers.base import OneShotOptimizer
+
+        if (
+            self.hessian
+            and self.hessian_hvp == "segmented"
+            and self.hessian_weights == "search"
+            and plugin.forward is not OneShotOptimizer.forward
+        ):
+            raise ConfigError(
+                f"--set hessian_hvp=segmented: {self.optimizer} runs its own forward, which cannot be taken "
+                "apart into stages; use hessian_hvp=reverse, or hessian_weights=eval"
+            )
         plugin.check_run(self, self.hyperparameters())
 
     def with_seed(self, seed: int) -> RunConfig:

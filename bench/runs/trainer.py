@@ -145,6 +145,8 @@ class Trainer:
             return
         state = torch.load(path, map_location=self.device, weights_only=False)
         self.parts.load_state(state, optimizers=True)
+        if not self.cfg.zero_grad_set_to_none:
+            restore_zeroed_grads(self.w_optim)
         set_rng_state(state["rng"])
         self.rows = list(state["rows"])
         self.alpha_history = dict(state["alpha_history"])
@@ -218,7 +220,8 @@ class Trainer:
 
         t0 = time.perf_counter()
         if cfg.hessian_weights == "search":
-            mixing, forward = self.plugin.hessian_mixing(), self.plugin.forward
+            # A plug-in that runs the plain supernet keeps the staged loss (hessian_hvp=segmented).
+            mixing, forward = self.plugin.hessian_mixing(), own_forward(self.plugin)
         else:
             mixing, forward = self.plugin.eval_weights, None
         info = supernet_eigenvalue_info(
@@ -341,6 +344,26 @@ class Trainer:
             # Stepping first (the scripts' order) is deliberate: no "step() before optimizer.step()" noise.
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
             self.scheduler.step()
+
+
+def own_forward(plugin: Any) -> Callable | None:
+    """The plug-in's `forward` when it overrides the base one (GDAS, RSWS), else None (the supernet)."""
+    from optimizers.base import OneShotOptimizer
+
+    return None if type(plugin).forward is OneShotOptimizer.forward else plugin.forward
+
+
+def restore_zeroed_grads(w_optim: torch.optim.Optimizer) -> None:
+    """Give every weight that has a momentum buffer a zero gradient again.
+
+    With in-place zero_grad (PyTorch 1.3, `zero_grad_set_to_none=False`) a weight keeps a zero gradient
+    once it has had one, so weight decay and momentum move it even in steps that do not use it (ops
+    GDAS did not sample). The checkpoint has no gradients; the weights that had one are exactly those
+    SGD holds a momentum buffer for, so a resumed run steps the same weights as an uninterrupted one."""
+    for group in w_optim.param_groups:
+        for p in group["params"]:
+            if p.grad is None and w_optim.state.get(p, {}).get("momentum_buffer") is not None:
+                p.grad = torch.zeros_like(p)
 
 
 def config_record(cfg: RunConfig, trainer: Trainer, extra: dict[str, Any]) -> dict[str, Any]:

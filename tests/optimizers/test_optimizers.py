@@ -196,9 +196,10 @@ def test_gdas_weights_hard_ops_soft_rest_per_cell() -> None:
 
 
 def test_gdas_tau_schedule() -> None:
+    """The corrected schedule; the paper's (the scripts') is in tests/runs/test_protocol.py."""
     assert gdas_tau(10, 1, 0, 100) == 10 and gdas_tau(10, 1, 99, 100) == 1
     assert gdas_tau(10, 1, 1, 4) == pytest.approx(7.0)
-    opt = make_optimizer("gdas", epochs=5)
+    opt = make_optimizer("gdas", epochs=5, tau_schedule="endpoints")
     assert opt.tau == 10
     opt.on_epoch_start(4)
     assert opt.tau == pytest.approx(1.0)

@@ -171,7 +171,7 @@ def test_paper_hessian_sees_the_epochs_last_search_batch_before_the_evaluation(
         last = spy.valid_batches[(epoch + 1) * steps - 1]  # the epoch's last search batch ...
         assert call["batch"][0] is last[0] and len(call["batch"][1]) == 64 - 2 * 24  # ... the remainder
         assert call["restore_bn"] is False  # its forward updates the BN statistics (scripts)
-        assert call["forward"] == trainer.plugin.forward  # the method's own forward
+        assert call["forward"] is None  # DARTS runs the plain supernet (keeps the staged loss)
     frame = read_csv(tmp_path)
     assert frame["hessian_lambda_max"].tolist() == [-0.25, -0.25]
     assert frame["hessian_eig_max"].tolist() == [0.25, 0.25]  # SD: norm(max(eigvals))
@@ -205,6 +205,15 @@ def test_robustdarts_hessian_batch_is_fresh_and_random(
     for xb in (x0, x1):  # no augmentation on the toy data: rows of the validation half, no repeats
         idx = [int((xb[i] == toy_data.x_valid).flatten(1).all(1).nonzero()[0]) for i in range(len(xb))]
         assert len(set(idx)) == len(idx)
+
+
+def test_segmented_hvp_cannot_take_a_custom_forward_apart() -> None:
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="hessian_hvp=reverse"):
+        RunConfig.resolve("gdas", 1, overrides={"hessian_hvp": "segmented"})
+    assert RunConfig.resolve("gdas", 1, overrides={"hessian_hvp": "segmented", "hessian_weights": "eval"})
+    assert RunConfig.resolve("darts", 1, overrides={"hessian_hvp": "segmented"})
 
 
 def test_gdas_hessian_uses_its_own_sample(monkeypatch, tmp_path, fixture_table, toy_data) -> None:
