@@ -148,7 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--benchmark", choices=BENCHMARKS, default="auto", help="ground truth (default: auto)")
     p.add_argument(
-        "--preset", choices=PRESETS, default="paper", help="paper protocol, or quick for CPU minutes"
+        "--preset",
+        choices=PRESETS,
+        default="paper",
+        help="paper: the published scripts' protocol; corrected: the harness's corrections; "
+        "quick: paper shrunk to CPU minutes",
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE[,VALUE...]", help="override any setting")
     p.add_argument("--out", default="results", help="results root (default: results/)")

@@ -3,8 +3,9 @@ files) and small builders. Fixtures that wrap them live in conftest.py."""
 
 from __future__ import annotations
 
+import itertools
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +100,20 @@ def make_optimizer(name: str, space: int = 1, epochs: int = 10, seed: int = 0, *
     weights = list(model.parameters())
     w_optim = torch.optim.SGD(weights, lr=0.05, momentum=0.9, weight_decay=3e-4)
     a_optim = torch.optim.Adam(alphas, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
-    return cls(SearchContext(model, sp, alphas, w_optim, a_optim, 5.0, epochs, weights), params)
+    ctx = SearchContext(
+        model, sp, alphas, w_optim, a_optim, 5.0, epochs, weights,
+        validation_stream=toy_validation_stream, validation_pass=TOY_VALIDATION_PASS,
+    )  # fmt: skip
+    return cls(ctx, params)
+
+
+TOY_VALIDATION_PASS = 4  # batches in one "pass" of the toy validation stream
+
+
+def toy_validation_stream(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """TEST FIXTURE: an endless stream of distinct random batches for `epoch` (a plug-in's own
+    validation iterator, as the trainer builds it from the data)."""
+    return (batch(10_000 * (epoch + 1) + i) for i in itertools.count())
 
 
 def batch(seed: int, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,9 +1,24 @@
 """The one training loop every optimizer runs under.
 
-Per epoch: the plug-in's search steps over (training batch, validation batch) pairs, then
-discretize -> ground-truth lookup -> Hessian eigenvalue -> one tidy CSV row -> checkpoint. The
-checkpoint is the source of truth (it carries the rows and the alpha history too), so a run killed at
-any moment resumes from its last completed epoch and ends with exactly the rows of an uninterrupted run.
+Per epoch: the plug-in's search steps over (training batch, validation batch) pairs, then the Hessian
+eigenvalue and the one-shot evaluation, discretize -> ground-truth lookup -> one tidy CSV row ->
+checkpoint. The checkpoint is the source of truth (it carries the rows and the alpha history too), so a
+run killed at any moment resumes from its last completed epoch and ends with exactly the rows of an
+uninterrupted run.
+
+The protocol switches (bench/runs/config.py; paper = the SDARTS/MS-DARTS/NAS-Bench-1Shot1 scripts):
+- `scheduler_step_first`: the scripts call `scheduler.step()` at the start of each epoch, so epoch e
+  trains at eta(e + 1) and the last one at w_lr_min; otherwise epoch e trains at eta(e).
+- `partial_batch`: an epoch is one pass over the weight half including its smaller last batch.
+- `hessian_first`: the Hessian runs before the one-shot evaluation (scripts: in `train()`, before
+  `infer`); with `hessian_restore_bn=False` its train-mode forward leaves its BN statistics, which the
+  evaluation then sees.
+- `hessian_batch`: last = the epoch's last search batch of the validation half (SDARTS/MS-DARTS'
+  `input_search` after the loop), random = a fresh random one (RobustDARTS), fixed = one per run.
+- `hessian_weights`: search = the plug-in's `hessian_mixing()` through its `forward`; eval = its
+  `eval_weights` through the plain supernet.
+- `lookup_alphas`: start = an epoch's row looks up the alphas saved at the start of the epoch (the
+  scripts' `one_shot_architecture_{epoch}.obj`), end = those the epoch produced.
 """
 
 from __future__ import annotations
@@ -15,6 +30,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +39,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.data.splits import STREAM_TRAIN, STREAM_VALID, SearchData, epoch_batches, fixed_batch
+from bench.data.splits import (
+    STREAM_TRAIN,
+    STREAM_VALID,
+    SearchData,
+    epoch_batches,
+    fixed_batch,
+    random_batch,
+)
 from bench.runs import oneshot, results
 from bench.runs.config import RunConfig
 from bench.runs.device import rng_state, set_rng_state
-from bench.runs.parts import build_parts
+from bench.runs.parts import augmentation, build_parts
 from bench.search.spaces import Architecture
 from bench.truth.base import GroundTruth
 
@@ -98,6 +121,8 @@ class Trainer:
         self.correlation_rows: list[dict[str, Any]] = []  # one per measured epoch
         self.correlation_archs: list[dict[str, Any]] = []  # one per measured epoch and model
         self._corr_archs: list[Architecture] | None = None  # the sampled models, drawn once
+        self.augment = augmentation(cfg, data)
+        self.last_search_batch: tuple[torch.Tensor, torch.Tensor] | None = None  # of the current epoch
 
     def _checkpoint_state(self, epoch: int) -> dict[str, Any]:
         return {
@@ -125,6 +150,8 @@ class Trainer:
             return
         state = torch.load(path, map_location=self.device, weights_only=False)
         self.parts.load_state(state, optimizers=True)
+        if not self.cfg.zero_grad_set_to_none:
+            restore_zeroed_grads(self.w_optim)
         set_rng_state(state["rng"])
         self.rows = list(state["rows"])
         self.correlation_rows = list(state.get("correlation", []))
@@ -139,17 +166,18 @@ class Trainer:
     # ---- one epoch -----------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         cfg, data = self.cfg, self.data
-        steps = data.steps_per_epoch(cfg.batch_size)
+        steps = data.steps_per_epoch(cfg.batch_size, partial=cfg.partial_batch)
         train = epoch_batches(
             data.x_train, data.y_train, cfg.batch_size, cfg.seed, epoch, STREAM_TRAIN, self.device,
-            augment=data.augment, steps=steps,
+            augment=self.augment, steps=steps, partial=cfg.partial_batch,
         )  # fmt: skip
         valid = epoch_batches(
             data.x_valid, data.y_valid, cfg.batch_size, cfg.seed, epoch, STREAM_VALID, self.device,
-            augment=data.augment, steps=steps,
+            augment=self.augment, steps=steps, partial=cfg.partial_batch,
         )  # fmt: skip
         loss_sum, correct, n = 0.0, 0, 0
         for batch_train, batch_val in zip(train, valid, strict=True):
+            self.last_search_batch = batch_val
             stats = self.plugin.step(batch_train, batch_val)
             fault_point("step", epoch)
             if not math.isfinite(stats.loss):
@@ -240,29 +268,42 @@ class Trainer:
             epoch, summary["n"], summary["spearman_valid"], summary["spearman_test"],
         )  # fmt: skip
 
+    def hessian_batch(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The validation batch the epoch's Hessian is measured on (`hessian_batch`)."""
+        cfg, data = self.cfg, self.data
+        if cfg.hessian_batch == "last":
+            if self.last_search_batch is None:
+                raise RuntimeError("hessian_batch=last: no search step ran in this epoch")
+            return self.last_search_batch
+        size = cfg.hessian_batch_size or cfg.batch_size
+        if cfg.hessian_batch == "random":
+            return random_batch(data.x_valid, data.y_valid, size, cfg.seed, epoch, self.device, self.augment)
+        return fixed_batch(data.x_valid, data.y_valid, size, cfg.seed, self.device)
+
     def _hessian(self, epoch: int) -> tuple[float, float]:
+        """(largest algebraic eigenvalue, seconds); NaN when this epoch is not measured."""
         cfg = self.cfg
         if not cfg.hessian or (epoch % cfg.hessian_every and epoch != self.epochs - 1):
             return float("nan"), 0.0
         from bench.search.hessian import supernet_eigenvalue_info
 
         t0 = time.perf_counter()
-        batch = fixed_batch(
-            self.data.x_valid,
-            self.data.y_valid,
-            cfg.hessian_batch_size or cfg.batch_size,
-            cfg.seed,
-            self.device,
-        )
+        if cfg.hessian_weights == "search":
+            # A plug-in that runs the plain supernet keeps the staged loss (hessian_hvp=segmented).
+            mixing, forward = self.plugin.hessian_mixing(), own_forward(self.plugin)
+        else:
+            mixing, forward = self.plugin.eval_weights, None
         info = supernet_eigenvalue_info(
             self.model,
             self.alphas,
-            self.plugin.eval_weights,
-            batch,
+            mixing,
+            self.hessian_batch(epoch),
             arch_weight_decay=cfg.a_weight_decay,
             method=cfg.hessian_method,
             hvp=cfg.hessian_hvp,
             start=self.eig_vector,  # method="exact" ignores it and returns no vector
+            forward=forward,
+            restore_bn=cfg.hessian_restore_bn,
         )
         # Warm start for the next epoch: the top eigenvector moves slowly along a search. It is part of
         # the checkpoint, so a resumed run measures exactly what an uninterrupted one does.
@@ -270,8 +311,15 @@ class Trainer:
         log.debug("epoch %d: eigenvalue %.6g after %d HVPs", epoch, info.eigenvalue, info.num_hvps)
         return float(info.eigenvalue), time.perf_counter() - t0
 
-    def _row(self, epoch: int, train: tuple[float, float], one_shot: dict[str, float]) -> dict[str, Any]:
-        matrix, ops = self.space.discretize(self.alphas)
+    def _row(
+        self,
+        epoch: int,
+        train: tuple[float, float],
+        one_shot: dict[str, float],
+        alphas: list[torch.Tensor] | None = None,
+    ) -> dict[str, Any]:
+        """The epoch's row; the architecture is that of `alphas` (default: the current ones)."""
+        matrix, ops = self.space.discretize(self.alphas if alphas is None else alphas)
         truth = self.table.query(matrix, ops)
         row: dict[str, Any] = {
             "benchmark": self.table.name,
@@ -333,16 +381,30 @@ class Trainer:
         self._resume()
         wall0 = time.perf_counter() - (self.rows[-1]["wallclock_s"] if self.rows else 0.0)
         self.mark("running")
+        cfg = self.cfg
         for epoch in range(self.start_epoch, self.epochs):
             t0 = time.perf_counter()
             self.plugin.on_epoch_start(epoch)
+            if cfg.scheduler_step_first:
+                self._step_scheduler()
             lr = self.scheduler.get_last_lr()[0]
+            start_alphas = [a.detach().clone() for a in self.alphas]
+            self.last_search_batch = None
             train = self._train_epoch(epoch)
             self.plugin.on_epoch_end(epoch)
-            self.scheduler.step()
-            valid = self._evaluate_oneshot()
-            row = self._row(epoch, train, valid)
-            row["hessian_eig_max"], row["hessian_seconds"] = self._hessian(epoch)
+            if not cfg.scheduler_step_first:
+                self._step_scheduler()
+            if cfg.hessian_first:
+                eig, eig_seconds = self._hessian(epoch)
+                valid = self._evaluate_oneshot()
+            else:
+                valid = self._evaluate_oneshot()
+                eig, eig_seconds = self._hessian(epoch)
+            self.last_search_batch = None  # not needed after the epoch: free it
+            row = self._row(epoch, train, valid, start_alphas if cfg.lookup_alphas == "start" else None)
+            row["hessian_eig_max"] = abs(eig)  # as SDARTS/MS-DARTS report it: norm(max(eigvals))
+            row["hessian_lambda_max"] = eig
+            row["hessian_seconds"] = eig_seconds
             row["lr"] = lr
             row["epoch_seconds"] = time.perf_counter() - t0
             row["wallclock_s"] = time.perf_counter() - wall0
@@ -358,6 +420,32 @@ class Trainer:
                 on_epoch(row)
         self.mark("complete")
         return RunOutcome(self.out_dir, "complete", len(self.rows), self.rows[-1] if self.rows else None)
+
+    def _step_scheduler(self) -> None:
+        with warnings.catch_warnings():
+            # Stepping first (the scripts' order) is deliberate: no "step() before optimizer.step()" noise.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+            self.scheduler.step()
+
+
+def own_forward(plugin: Any) -> Callable | None:
+    """The plug-in's `forward` when it overrides the base one (GDAS, RSWS), else None (the supernet)."""
+    from optimizers.base import OneShotOptimizer
+
+    return None if type(plugin).forward is OneShotOptimizer.forward else plugin.forward
+
+
+def restore_zeroed_grads(w_optim: torch.optim.Optimizer) -> None:
+    """Give every weight that has a momentum buffer a zero gradient again.
+
+    With in-place zero_grad (PyTorch 1.3, `zero_grad_set_to_none=False`) a weight keeps a zero gradient
+    once it has had one, so weight decay and momentum move it even in steps that do not use it (ops
+    GDAS did not sample). The checkpoint has no gradients; the weights that had one are exactly those
+    SGD holds a momentum buffer for, so a resumed run steps the same weights as an uninterrupted one."""
+    for group in w_optim.param_groups:
+        for p in group["params"]:
+            if p.grad is None and w_optim.state.get(p, {}).get("momentum_buffer") is not None:
+                p.grad = torch.zeros_like(p)
 
 
 def config_record(cfg: RunConfig, trainer: Trainer, extra: dict[str, Any]) -> dict[str, Any]:
