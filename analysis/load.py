@@ -55,7 +55,8 @@ class Filters:
             return False
         if self.spaces and run["space"] not in self.spaces:
             return False
-        if self.optimizers and names._key(run["optimizer"]) not in {names._key(o) for o in self.optimizers}:
+        wanted = {names.optimizer_key(o) for o in self.optimizers}
+        if wanted and names.optimizer_key(run["optimizer"]) not in wanted:
             return False
         return not self.tags or run["tag"] in self.tags
 

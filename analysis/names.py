@@ -20,17 +20,18 @@ _DISPLAY: dict[str, str] = {
 _ORDER = list(dict.fromkeys(_DISPLAY.values()))
 
 
-def _key(name: str) -> str:
+def optimizer_key(name: str) -> str:
+    """A spelling-insensitive key: `SDARTS-RS`, `sdarts_rs` and `sdartsrs` are one optimizer."""
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
 def display_name(optimizer: str) -> str:
     """`msdarts` -> `MS-DARTS`; unknown names are shown as they are."""
-    return _DISPLAY.get(_key(optimizer), str(optimizer))
+    return _DISPLAY.get(optimizer_key(optimizer), str(optimizer))
 
 
 def is_msdarts(optimizer: str) -> bool:
-    return _key(optimizer) == "msdarts"
+    return optimizer_key(optimizer) == "msdarts"
 
 
 def optimizer_rank(optimizer: str) -> int:
