@@ -30,6 +30,7 @@ import numpy as np
 
 from bench.blackbox.encoding import Encoding
 from bench.blackbox.oracle import Evaluation, TabularOracle
+from bench.blackbox.records import METHOD_TITLES
 from bench.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,12 @@ Runner = Callable[[TabularOracle, Encoding, np.random.Generator, Any], None]
 @dataclass(frozen=True)
 class Method:
     name: str
-    title: str  # as figures call it
     Settings: type
     run: Runner
+
+    @property
+    def title(self) -> str:  # as figures call it
+        return METHOD_TITLES[self.name]
 
 
 # ---- the methods -------------------------------------------------------------------------------
@@ -161,9 +165,9 @@ def bohb(oracle: TabularOracle, enc: Encoding, rng: np.random.Generator, setting
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("rs", "Random search", NoSettings, random_search),
-        Method("re", "Regularized evolution", EvolutionSettings, regularized_evolution),
-        Method("tpe", "TPE", TPESettings, tpe),
-        Method("bohb", "BOHB (TPE + Hyperband)", BOHBSettings, bohb),
+        Method("rs", NoSettings, random_search),
+        Method("re", EvolutionSettings, regularized_evolution),
+        Method("tpe", TPESettings, tpe),
+        Method("bohb", BOHBSettings, bohb),
     )
 }

@@ -18,6 +18,13 @@ import pandas as pd
 from bench.runs import results
 
 QUERIES_CSV = "queries.csv"
+# How figures and tables name the methods (bench.blackbox.methods registers them under these keys).
+METHOD_TITLES = {
+    "rs": "Random search",
+    "re": "Regularized evolution",
+    "tpe": "TPE",
+    "bohb": "BOHB (TPE + Hyperband)",
+}
 BLACKBOX_DIR = "blackbox"
 COLUMNS: tuple[str, ...] = (
     "benchmark",
