@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ConfigError, HarnessError, UsageError
+from bench.errors import HarnessError, UsageError
 from bench.runs import results
 from bench.runs.config import RunConfig
 from bench.runs.trainer import DivergedError, Trainer, config_record
@@ -65,7 +65,11 @@ BEST_TXT = "best_settings.txt"
 PLOT_STEM = "best_regret"
 HEARTBEAT_S = 30
 GRACE_S = 120
-FINISHED = ("COMPLETE", "PRUNED")
+MAX_FAILURES = 10  # failed trials (refused settings, divergence) one process tolerates before it stops
+
+
+class HpoError(HarnessError):
+    """A study that cannot make progress."""
 
 
 @dataclass
@@ -292,6 +296,8 @@ class Objective:
         self.data_factory = data_factory
         self.best_valid = best_valid_error(table, spec.space)
         self._data: dict[tuple, Any] = {}
+        self.failures = 0  # trials of this process that failed (refused settings, divergence)
+        self.last_failure = ""
 
     def data(self, cfg: RunConfig) -> Any:
         key = (cfg.benchmark, cfg.train_portion, cfg.data_limit, cfg.augment)
@@ -300,6 +306,15 @@ class Objective:
         return self._data[key]
 
     def __call__(self, trial: Any) -> float:
+        try:
+            return self._run(trial)
+        except (HarnessError, DivergedError) as exc:
+            self.failures += 1
+            self.last_failure = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("failed", self.last_failure)
+            raise
+
+    def _run(self, trial: Any) -> float:
         import optuna
 
         values = {name: suggest(trial, name, rng) for name, rng in self.ranges.items()}
@@ -307,19 +322,16 @@ class Objective:
         run_dir = self.out / TRIALS_DIR / f"trial{number}"
         trial.set_user_attr("run_dir", str(run_dir.relative_to(self.out)))
         spec = self.spec
-        try:
-            cfg = RunConfig.resolve(
-                spec.optimizer,
-                spec.space,
-                benchmark=spec.benchmark,
-                preset=spec.preset,
-                overrides={**spec.settings(), **values},
-                seed=spec.seed,
-                device=spec.device,
-            )
-        except ConfigError as exc:  # e.g. a combination the plug-in refuses
-            trial.set_user_attr("failed", str(exc))
-            raise
+        # A combination the plug-in refuses raises ConfigError: the trial fails, the study goes on.
+        cfg = RunConfig.resolve(
+            spec.optimizer,
+            spec.space,
+            benchmark=spec.benchmark,
+            preset=spec.preset,
+            overrides={**spec.settings(), **values},
+            seed=spec.seed,
+            device=spec.device,
+        )
         trainer = Trainer(cfg, run_dir, self.table, self.data(cfg), meta={"tag": f"hpo_trial{number}"})
         extra = {"tag": f"hpo_trial{number}", "hpo_trial": trial.number, "tuned": values}
         results.write_json(run_dir / results.CONFIG_JSON, config_record(cfg, trainer, extra))
@@ -342,7 +354,6 @@ class Objective:
             trainer.mark("interrupted", "stopped by the user; rerun the same command to resume")
             raise
         except DivergedError as exc:
-            trial.set_user_attr("failed", str(exc))
             trainer.mark("failed", str(exc))
             raise
         last = trainer.rows[-1]
@@ -382,6 +393,11 @@ def run_worker(
     busy = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     while len(study.get_trials(deepcopy=False, states=busy)) < trials:
         study.optimize(objective, n_trials=1, catch=(HarnessError, DivergedError), gc_after_trial=False)
+        if objective.failures > MAX_FAILURES:
+            raise HpoError(
+                f"{objective.failures} trials failed in this process (last: {objective.last_failure}); "
+                "narrow the ranges with --tune or fix settings with --set"
+            )
 
 
 def prepare(spec: HpoSpec, out: Path, table: Any) -> dict[str, Range]:

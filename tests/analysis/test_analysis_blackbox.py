@@ -13,14 +13,14 @@ from analysis import blackbox
 from analysis.load import Filters
 from bench.blackbox import runs
 from bench.blackbox.runs import BlackboxRequest
-from bench.truth.digits import DigitsBenchmark
 from tests.analysis.fixtures import write_run
+from tests.blackbox.test_blackbox import shipped_digits
 
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("bb_analysis") / "results"
-    table = DigitsBenchmark(cache_path=root.parent / "digits.sqlite")
+    table = shipped_digits(root.parent / "digits.sqlite")
     for method in ("rs", "re"):
         for seed in range(3):
             req = BlackboxRequest(

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from bench import hpo as cli
+from bench.errors import ConfigError
 from bench.run import parse_sets
 from bench.runs import hpo
 from bench.runs.config import RunConfig
@@ -139,6 +140,19 @@ def test_an_interrupted_trial_continues_from_its_checkpoint(tmp_path: Path, monk
     assert sorted(resumed.intermediate_values) == [1, 2]
     hpo.run_study(s, tmp_path, 1, fixture_table, toy_data)  # queued once only
     assert len(hpo.load(s, tmp_path).trials) == 2
+
+
+def test_a_study_whose_trials_all_fail_stops_with_an_error(tmp_path: Path, monkeypatch) -> None:
+    def refuse(self, trial):
+        trial.suggest_float("w_lr", 1e-3, 1.0, log=True)
+        raise ConfigError("--set k=4: refused (test)")
+
+    monkeypatch.setattr(hpo.Objective, "_run", refuse)
+    monkeypatch.setattr(hpo, "MAX_FAILURES", 2)
+    with pytest.raises(hpo.HpoError, match="3 trials failed in this process"):
+        hpo.run_study(spec(tune=["w_lr"]), tmp_path, 3, fixture_table, toy_data)
+    trials = hpo.trials_frame(hpo.load(spec(tune=["w_lr"]), tmp_path))
+    assert (trials["state"] == "FAIL").all() and trials["failed"].str.contains("refused").all()
 
 
 @pytest.mark.slow
