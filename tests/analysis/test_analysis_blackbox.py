@@ -14,7 +14,7 @@ from analysis.load import Filters
 from bench.blackbox import runs
 from bench.blackbox.runs import BlackboxRequest
 from tests.analysis.fixtures import write_run
-from tests.blackbox.test_blackbox import shipped_digits
+from tests.blackbox.helpers import shipped_digits
 
 
 @pytest.fixture(scope="module")
