@@ -79,6 +79,15 @@ def stored_lines(path: Path) -> list[str]:
     return lines[1:]
 
 
+def last_row(path: Path) -> dict[str, Any] | None:
+    """The last row of a stored queries.csv, or None."""
+    try:
+        frame = pd.read_csv(path, dtype={"arch_hash": str, "incumbent_hash": str})
+    except (OSError, ValueError):
+        return None
+    return frame.iloc[-1].to_dict() if len(frame) else None
+
+
 def load(root: Path) -> pd.DataFrame:
     """Every queries.csv under `root` as one frame, with a `run_dir` column."""
     frames = []

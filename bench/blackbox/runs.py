@@ -224,7 +224,8 @@ def execute(
     stored = records.stored_lines(csv)
     if len(stored) >= request.max_queries:
         log.info("already holds %d queries, skipping: %s", len(stored), run_dir)
-        return BlackboxOutcome(run_dir, "skipped", len(stored), None, "already complete")
+        last = records.last_row(csv)
+        return BlackboxOutcome(run_dir, "skipped", len(stored), last, "already complete")
     check_compatible(request)
     best = best_test_error(table, request.space)
     space = SearchSpace(request.space)
