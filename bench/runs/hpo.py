@@ -343,7 +343,8 @@ class Objective:
                 if r["epoch"] not in reported:
                     trial.report(valid_regret(r, self.best_valid), step=int(r["epoch"]) + 1)
                     reported.add(r["epoch"])
-            if trial.should_prune():
+            # After the last epoch the trial is done: its final value counts, whatever the rung says.
+            if row["epoch"] < trainer.epochs - 1 and trial.should_prune():
                 trainer.mark("pruned", f"pruned by Hyperband after epoch {row['epoch']}")
                 raise optuna.TrialPruned(f"after epoch {row['epoch']}")
 

@@ -108,6 +108,8 @@ def test_study_resumes_and_extends(tmp_path: Path) -> None:
         assert len(rows) == len(t.intermediate_values)
         if t.state.name == "COMPLETE":
             assert t.value == pytest.approx(rows["valid_error_mean"].iloc[-1] - 0.0)
+        else:  # pruned before the last epoch, never after it
+            assert t.state.name == "PRUNED" and max(t.intermediate_values) < 2
     if (tmp_path / "best_settings.txt").exists():
         line = (tmp_path / "best_settings.txt").read_text().splitlines()[1]
         sets = parse_sets([item for item in line.split() if item != "--set"])
