@@ -35,10 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--optimizer", required=True, help="the plug-in to tune (one)")
     p.add_argument("--space", type=int, default=1, help="search space 1, 2 or 3")
-    p.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")
+    p.add_argument(
+        "--trials", type=int, default=None, help="finished trials the study should hold (required)"
+    )
     p.add_argument("--preset", choices=PRESETS, default="paper", help="the protocol every trial starts from")
     p.add_argument("--benchmark", choices=("auto", "nb101", "digits"), default="auto", help="ground truth")
-    p.add_argument("--out", type=Path, required=True, help="the study's directory (created; rerun to resume)")
+    p.add_argument("--out", type=Path, default=None, help="the study's directory (required; rerun to resume)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="fix a setting in every trial")
     p.add_argument("--tune", default=None, help="only these settings, comma-separated (default: all ranges)")
     p.add_argument("--seed", type=int, default=0, help="the seed of every trial (default 0)")
@@ -59,8 +61,12 @@ def build_spec(args: argparse.Namespace, benchmark: str) -> Any:
     grid = [k for k, v in sets.items() if len(v) > 1]
     if grid:
         raise UsageError(f"--set {grid[0]}: one value only (the study searches; it does not grid)")
-    if args.trials < 1:
-        raise UsageError(f"--trials {args.trials}: must be at least 1")
+    if not args.list:
+        for opt in ("trials", "out"):
+            if getattr(args, opt) is None:
+                raise UsageError(f"--{opt} is required (e.g. --trials 40 --out hpo/{args.optimizer})")
+        if args.trials < 1:
+            raise UsageError(f"--trials {args.trials}: must be at least 1")
     for opt in ("jobs", "threads"):
         if getattr(args, opt) < 1:
             raise UsageError(f"--{opt} {getattr(args, opt)}: must be at least 1")

@@ -199,6 +199,10 @@ def test_cli_runs_and_lists(cli_study: Path, tmp_path: Path, capsys) -> None:
     }
     assert cli.main([*base_args(tmp_path / "x"), "--list"]) == 0
     assert capsys.readouterr().out.strip() == "w_lr [0.001, 1] log"
+    assert cli.main(["--optimizer", "gdas", "--benchmark", "digits", "--list"]) == 0
+    assert "tau_max [2, 20] log" in capsys.readouterr().out
+    assert cli.main(["--optimizer", "gdas", "--benchmark", "digits"]) == 2
+    assert "--trials is required" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
