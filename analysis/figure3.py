@@ -5,7 +5,9 @@ against the search epoch: one panel per search space, one line per optimizer (an
 over seeds with a 95% t-band. A lower, flatter curve means a flatter minimum in architecture space.
 
 Writes figure3.png/.pdf, figure3_data.csv (the plotted mean, std, n and band per epoch), figure3.txt
-(the caption) and, when some runs had problems, warnings.txt.
+(the caption, with the seeds behind each line), figure3_final.csv/.md/.tex (the final-epoch eigenvalue per
+optimizer: mean ± std, 95 % t-interval, and a paired Wilcoxon test against DARTS on shared seeds) and,
+when some runs had problems, warnings.txt.
 """
 
 from __future__ import annotations
@@ -18,11 +20,20 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis import cli, issues, measures, plotting
+from analysis import cli, export, issues, measures, plotting
 from analysis.issues import Issue
 from analysis.load import Results
 from analysis.names import benchmark_title
-from analysis.stats import describe
+from analysis.stats import (
+    PAIRED_NOTE,
+    describe,
+    fmt_ci,
+    fmt_paired,
+    fmt_pm,
+    paired_vs,
+    reference_group,
+    seeds_per_line,
+)
 
 STEM = "figure3"
 YLABEL = f"dominant Hessian eigenvalue {plotting.LAMBDA}"
@@ -31,6 +42,7 @@ YLABEL = f"dominant Hessian eigenvalue {plotting.LAMBDA}"
 @dataclass
 class Figure3:
     stats: pd.DataFrame  # space, group, epoch (0-based), mean, std, n, ci_low, ci_high
+    final: pd.DataFrame  # space, group: final-epoch mean, std, n, ci_low, ci_high, paired test vs DARTS
     issues: list[Issue]
     caption: str
 
@@ -38,13 +50,46 @@ class Figure3:
 def compute(res: Results) -> Figure3:
     rows, found = measures.eigenvalues(res)
     stats = describe(rows, ["space", "group", "epoch"], measures.EIG)
+    last = measures.at_final_epoch(rows)
+    final = describe(last, ["space", "group"], measures.EIG)
+    paired = paired_vs(last, ["space"], measures.EIG, reference_group(res.runs))
+    final = final.merge(paired.rename(columns={c: f"vs_darts_{c}" for c in paired.columns[2:]}),
+                        on=["space", "group"], how="left")  # fmt: skip
+    order = res.groups()
+    final = final.sort_values(
+        ["space", "group"], key=lambda c: c.map(order.index) if c.name == "group" else c
+    )
+    final = final.reset_index(drop=True)
     problems = issues.dedupe([*res.issues_of(*measures.RUN_KINDS), *found])
     caption = (
         f"Dominant Hessian eigenvalue of the validation loss w.r.t. the architecture parameters during the "
         f"search ({benchmark_title(res.benchmark)}); {plotting.BAND_TEXT}; n = seeds per line. "
         "Epochs without a measurement (hessian_every > 1) are skipped."
     )
-    return Figure3(stats, problems, caption)
+    if per_line := seeds_per_line(stats, res.groups()):
+        caption += f" Seeds per line: {per_line}."
+    return Figure3(stats, final.reset_index(drop=True), problems, caption)
+
+
+def shown(fig3: Figure3) -> pd.DataFrame:
+    t = fig3.final
+    return pd.DataFrame(
+        {
+            "space": t["space"],
+            "optimizer": t["group"],
+            "seeds": t["n"],
+            "λ_max (final) mean ± std": [fmt_pm(m, s) for m, s in zip(t["mean"], t["std"], strict=True)],
+            "95 % CI": [
+                fmt_ci(m, lo, hi) for m, lo, hi in zip(t["mean"], t["ci_low"], t["ci_high"], strict=True)
+            ],
+            "vs DARTS: Δ λ_max (paired)": [
+                fmt_paired(d, p, test) if isinstance(test, str) else "–"
+                for d, p, test in zip(
+                    t["vs_darts_diff_mean"], t["vs_darts_p_value"], t["vs_darts_test"], strict=True
+                )
+            ],
+        }
+    )
 
 
 def plot(fig3: Figure3, res: Results, log: bool = False) -> Figure:
@@ -61,7 +106,11 @@ def plot(fig3: Figure3, res: Results, log: bool = False) -> Figure:
         log=log,
         empty_text={s: "no finite eigenvalues in this space" for s in res.spaces},
     )
-    plotting.footnote(fig, "\n".join(filter(None, [plotting.BAND_TEXT, issues.short_note(fig3.issues)])))
+    per_line = seeds_per_line(fig3.stats, res.groups())
+    seeds = f"Seeds per line: {per_line}." if per_line else ""
+    plotting.footnote(
+        fig, "\n".join(filter(None, [plotting.BAND_TEXT, seeds, issues.short_note(fig3.issues)]))
+    )
     return fig
 
 
@@ -74,7 +123,14 @@ def write(res: Results, out: Path, log: bool = False) -> list[Path]:
     fig3.stats.to_csv(data, index=False, float_format="%.10g")
     caption = out / f"{STEM}.txt"
     caption.write_text("\n".join([fig3.caption, *problems]) + "\n")
-    return [*paths, data, caption]
+    title = "Dominant Hessian eigenvalue after the last search epoch (Figure 3's end points)"
+    notes = [
+        f"{benchmark_title(res.benchmark)}; complete runs only, one value per run (seed); "
+        "mean ± std across seeds.",
+        PAIRED_NOTE,
+    ]
+    tables = export.write_table(fig3.final, shown(fig3), out, f"{STEM}_final", title=title, notes=notes)
+    return [*paths, data, caption, *tables]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,8 @@
 NAS-Bench-1Shot1's view of a search: after every epoch the one-shot architecture is discretized and
 looked up; its test regret (mean test error of the 3 repeats minus the space's best error) is plotted
 against the epoch on a log scale, mean over seeds with a 95% t-band, one panel per space. The table
-gives each optimizer's test error and regret at the final epoch, mean ± std, with the seed count.
+gives each optimizer's test error and regret at the final epoch, mean ± std and the 95 % t-interval,
+with the seed count, and a paired Wilcoxon test of each optimizer against DARTS on the seeds both ran.
 
 On NAS-Bench-101 the reference is the space's best single-run test error (the reference code's
 choice); on the embedded digits benchmark it is the lowest mean test error of the fully tabulated
@@ -26,7 +27,16 @@ from analysis import cli, export, issues, measures, plotting
 from analysis.issues import Issue
 from analysis.load import Results
 from analysis.names import benchmark_title, regret_reference
-from analysis.stats import describe, fmt_pm
+from analysis.stats import (
+    PAIRED_NOTE,
+    describe,
+    fmt_ci,
+    fmt_paired,
+    fmt_pm,
+    paired_vs,
+    reference_group,
+    seeds_per_line,
+)
 
 STEM = "regret"
 KEYS = ["space", "group"]
@@ -41,8 +51,9 @@ class Regret:
 
 
 def _stat(frame: pd.DataFrame, value: str, prefix: str) -> pd.DataFrame:
-    d = describe(frame, KEYS, value)[[*KEYS, "mean", "std", "n"]]
-    return d.rename(columns={"mean": f"{prefix}_mean", "std": f"{prefix}_std", "n": f"n_{prefix}"})
+    d = describe(frame, KEYS, value)[[*KEYS, "mean", "std", "n", "ci_low", "ci_high"]]
+    return d.rename(columns={"mean": f"{prefix}_mean", "std": f"{prefix}_std", "n": f"n_{prefix}",
+                             "ci_low": f"{prefix}_ci_low", "ci_high": f"{prefix}_ci_high"})  # fmt: skip
 
 
 def compute(res: Results) -> Regret:
@@ -59,6 +70,12 @@ def compute(res: Results) -> Regret:
             on="space",
             how="left",
         )
+    # Within a space regret = test error - a constant, so the paired test of the test error is the test
+    # of the regret, and it works where no optimum is known too.
+    paired = paired_vs(final, ["space"], "test_error_mean", reference_group(res.runs))
+    table = table.merge(
+        paired.rename(columns={c: f"vs_darts_{c}" for c in paired.columns[2:]}), on=KEYS, how="left"
+    )
     for col in ("n_test_error", "n_test_regret"):
         table[col] = table[col].fillna(0).astype(int)
     table["n_left_out"] = table["n_selected"] - table["n_test_error"]
@@ -72,6 +89,7 @@ def compute(res: Results) -> Regret:
         f"{benchmark_title(res.benchmark)}; {regret_reference(res.benchmark)}.",
         "final = the planned last search epoch of each complete run; mean ± std across runs (seeds); "
         "seeds = runs behind the test error, left out = incomplete runs (see warnings.txt).",
+        PAIRED_NOTE,
     ]
     untabulated = sorted(table.loc[table["n_test_regret"] == 0, "space"].unique())
     if untabulated:
@@ -101,6 +119,22 @@ def shown(reg: Regret) -> pd.DataFrame:
                 )
             ],
             "left out": t["n_left_out"],
+            "test regret 95 % CI": [
+                fmt_ci(m, lo, hi) if n else "–"
+                for m, lo, hi, n in zip(
+                    t["test_regret_mean"],
+                    t["test_regret_ci_low"],
+                    t["test_regret_ci_high"],
+                    t["n_test_regret"],
+                    strict=True,
+                )  # fmt: skip
+            ],
+            "vs DARTS: Δ test regret (paired)": [
+                fmt_paired(d, p, test) if isinstance(test, str) else "–"
+                for d, p, test in zip(
+                    t["vs_darts_diff_mean"], t["vs_darts_p_value"], t["vs_darts_test"], strict=True
+                )
+            ],
         }
     )
 
@@ -121,8 +155,10 @@ def plot(reg: Regret, res: Results) -> Figure:
             s: f"no test regret in space {s}:\nno optimum known (space not tabulated)" for s in res.spaces
         },
     )
+    per_line = seeds_per_line(reg.curves, res.groups())
     note = (
         f"{regret_reference(res.benchmark)}. {plotting.BAND_TEXT}. Zero regret is clipped to the axis floor."
+        + (f" Seeds per line: {per_line}." if per_line else "")
     )
     plotting.footnote(fig, "\n".join(filter(None, [note, issues.short_note(reg.issues)])))
     return fig

@@ -4,7 +4,9 @@ The dominant Hessian eigenvalue per MS-DARTS kernel bandwidth h (read from each 
 `optimizer_hyperparameters.bandwidth`), mean ± std, with the number of runs behind each number:
 
 - `--over final` (default): one value per run, the eigenvalue after its last search epoch; mean ± std
-  across runs (seeds). Incomplete runs have no last epoch and are left out (and counted).
+  across runs (seeds), the 95 % t-interval of the mean, and a paired Wilcoxon test against DARTS's
+  final eigenvalue in the same space on the seeds both ran (when DARTS runs are among the results).
+  Incomplete runs have no last epoch and are left out (and counted).
 - `--over all`: every measured eigenvalue of the whole search, pooled over epochs and runs.
 
 Writes table4.csv (raw numbers), table4.md, table4.tex, table4_bandwidth.png/.pdf (eigenvalue against
@@ -26,7 +28,17 @@ from analysis import cli, export, issues, measures, plotting
 from analysis.issues import Issue
 from analysis.load import AnalysisError, Results, setting_labels
 from analysis.names import benchmark_title, display_name, is_msdarts
-from analysis.stats import fmt_pm
+from analysis.stats import (
+    PAIRED_COLUMNS,
+    PAIRED_NOTE,
+    PairedTest,
+    fmt_ci,
+    fmt_paired,
+    fmt_pm,
+    paired_test,
+    reference_group,
+    t_halfwidth,
+)
 
 STEM = "table4"
 OVER = ("final", "all")
@@ -68,6 +80,8 @@ def compute(res: Results, over: str = "final") -> Table4:
     runs["other_settings"] = setting_labels(runs, exclude=[BANDWIDTH])
     keys = ["space", "bandwidth", "other_settings"]
     rows, found = measures.eigenvalues(res)
+    darts = reference_group(res.runs)
+    reference = measures.at_final_epoch(rows[rows["group"] == darts]) if darts is not None else rows.iloc[:0]
     rows = rows.drop(columns=[c for c in keys if c in rows and c != "space"]).merge(
         runs[["run", "bandwidth", "other_settings"]], on="run"
     )
@@ -85,6 +99,10 @@ def compute(res: Results, over: str = "final") -> Table4:
     )
     selected = runs.groupby(keys).size().rename("n_selected").reset_index()
     raw = selected.merge(stat, on=keys, how="left")
+    if over == "final":  # one value per seed: an interval over seeds and a paired test make sense
+        half = t_halfwidth(raw["eig_std"], raw["n_values"])
+        raw["eig_ci_low"], raw["eig_ci_high"] = raw["eig_mean"] - half, raw["eig_mean"] + half
+        raw = raw.merge(_vs_darts(rows, reference, keys), on=keys, how="left")
     raw[["n_runs", "n_values"]] = raw[["n_runs", "n_values"]].fillna(0).astype(int)
     raw["n_left_out"] = raw["n_selected"] - raw["n_runs"]
     raw.insert(3, "over", over)
@@ -98,9 +116,35 @@ def compute(res: Results, over: str = "final") -> Table4:
         "runs = number of runs (seeds) behind each number; left out = selected runs that gave no value "
         "(incomplete, or NaN eigenvalue) — see warnings.txt.",
     ]
+    if over == "final":
+        notes.append(
+            PAIRED_NOTE + ("" if darts is not None else " No DARTS runs among the results: no test.")
+        )
+    else:
+        notes.append("over=all pools dependent values (epochs of one run): no interval or test is given.")
     if note := issues.short_note(problems):
         notes.append(note)
     return Table4(raw, over, problems, notes)
+
+
+def _vs_darts(rows: pd.DataFrame, reference: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per bandwidth (and other settings): paired test of the final eigenvalue against DARTS's in the same
+    space, on the seeds both ran."""
+    out = []
+    for key, sub in rows.groupby(keys, sort=True):
+        ref = reference[reference["space"] == key[0]].groupby("seed")[measures.EIG].mean()
+        mine = sub.groupby("seed")[measures.EIG].mean()
+        shared = mine.index.intersection(ref.index)
+        if ref.empty:
+            result = PairedTest(0, float("nan"), float("nan"), "no DARTS runs")
+        else:
+            result = paired_test(mine.loc[shared].to_numpy(), ref.loc[shared].to_numpy())
+        out.append(dict(zip(keys, key, strict=True)) | {
+            "vs_darts_n_paired": result.n, "vs_darts_diff_mean": result.diff_mean,
+            "vs_darts_p_value": result.p_value, "vs_darts_test": result.test,
+            "vs_darts_significant": result.significant})  # fmt: skip
+    columns = [*keys, *(f"vs_darts_{c}" for c in PAIRED_COLUMNS)]
+    return pd.DataFrame(out, columns=columns)
 
 
 def shown(t4: Table4) -> pd.DataFrame:
@@ -115,6 +159,17 @@ def shown(t4: Table4) -> pd.DataFrame:
     if t4.over == "all":
         out["values"] = raw["n_values"]
     out["left out"] = raw["n_left_out"]
+    if t4.over == "final":
+        out["95 % CI"] = [
+            fmt_ci(m, lo, hi)
+            for m, lo, hi in zip(raw["eig_mean"], raw["eig_ci_low"], raw["eig_ci_high"], strict=True)
+        ]
+        out["vs DARTS: Δ λ_max (paired)"] = [
+            fmt_paired(d, p, test) if isinstance(test, str) else "–"
+            for d, p, test in zip(
+                raw["vs_darts_diff_mean"], raw["vs_darts_p_value"], raw["vs_darts_test"], strict=True
+            )
+        ]
     return out
 
 

@@ -3,8 +3,11 @@
 - `search/`: spaces, NB-101 graph hashing, supernet, Hessian (no I/O);
 - `data/`: downloads, CIFAR-10 and digits loaders, search-data splits;
 - `truth/`: ground-truth tables (NAS-Bench-101, embedded digits) behind one interface;
-- `runs/`: configuration, building a run, the trainer, executors, results, restore.
+- `runs/`: configuration, building a run, the trainer, executors, results, restore, hyperparameter
+  optimization (`hpo`);
+- `blackbox/`: black-box NAS baselines on a ground-truth table (above `truth`, beside `runs`: it uses only
+  `runs.results`' file conventions); `python -m bench.blackbox`.
 
-The modules at this level are the command-line faces: `run`, `tabulate`, `spaces`, `perf`, and
-`python -m bench.data`.
+The modules at this level are the command-line faces: `run`, `hpo`, `tabulate`, `spaces`, `perf`, and
+`python -m bench.data` / `python -m bench.blackbox`.
 """

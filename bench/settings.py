@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import types
 import typing
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from bench.errors import ConfigError
@@ -52,3 +52,37 @@ def parse_value(key: str, text: str, tp: Any) -> Any:
     if base is str:
         return text
     raise ConfigError(f"--set {key}: values of type {tp} cannot be set from the command line")
+
+
+@dataclass(frozen=True)
+class Range:
+    """Where hyperparameter optimization (`python -m bench.hpo`) may look for a setting's value.
+
+    Either an interval [low, high] (log-uniform with `log=True`, whole numbers with `integer=True`) or a
+    tuple of `choices`. Plug-ins declare theirs in `OneShotOptimizer.tunable`; the trainer's live in
+    bench/runs/hpo.py.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.choices:
+            if self.low is not None or self.high is not None:
+                raise ValueError("a Range has either choices or low/high, not both")
+            return
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"a Range needs low < high (got {self.low}, {self.high}) or choices")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-uniform Range needs low > 0 (got {self.low})")
+
+    def describe(self) -> str:
+        """`[0.001, 1] log` or `{2, 4}`, for listings and errors."""
+        if self.choices:
+            return "{" + ", ".join(map(str, self.choices)) + "}"
+        kind = " log" if self.log else ""
+        kind += " int" if self.integer else ""
+        return f"[{self.low:g}, {self.high:g}]{kind}"

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bench.settings import Range
+
 Batch = tuple[Tensor, Tensor]
 
 
@@ -83,6 +85,9 @@ class OneShotOptimizer:
     name: ClassVar[str] = ""
     reference_epochs: ClassVar[int] = 50
     Hyperparameters: ClassVar[type] = NoHyperparameters
+    # Search ranges of the plug-in's own settings (fields of Hyperparameters) for `python -m bench.hpo`;
+    # the trainer's (learning rates, weight decay, momentum, batch size) are in bench/runs/hpo.py.
+    tunable: ClassVar[dict[str, Range]] = {}
 
     def __init__(self, ctx: SearchContext, hp: Any) -> None:
         self.ctx = ctx

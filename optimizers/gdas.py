@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.errors import ConfigError
+from bench.settings import Range
 from optimizers.base import OneShotOptimizer, SearchContext
 from optimizers.registry import register
 
@@ -73,6 +74,7 @@ def gdas_tau(tau_max: float, tau_min: float, epoch: int, epochs: int, schedule: 
 class Gdas(OneShotOptimizer):
     reference_epochs = 100
     Hyperparameters = GdasHyperparameters
+    tunable = {"tau_max": Range(2.0, 20.0, log=True), "tau_min": Range(0.1, 2.0, log=True)}
 
     def __init__(self, ctx: SearchContext, hp: GdasHyperparameters) -> None:
         super().__init__(ctx, hp)

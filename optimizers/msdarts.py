@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from bench.errors import ConfigError
+from bench.settings import Range
 from optimizers.base import Batch
 from optimizers.perturb import LossFn, PerturbedWeightStep, eval_mode, linear_ramp, simplex_clip
 from optimizers.registry import register
@@ -52,6 +53,7 @@ class MsDartsHyperparameters:
 class MsDarts(PerturbedWeightStep):
     reference_epochs = 80
     Hyperparameters = MsDartsHyperparameters
+    tunable = {"epsilon": Range(0.05, 0.5), "bandwidth": Range(0.1, 10.0, log=True)}
 
     def epsilon(self) -> float:
         return linear_ramp(self.hp.epsilon / 10, self.hp.epsilon, self.epoch, self.ctx.epochs)

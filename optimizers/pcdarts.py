@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.errors import ConfigError
+from bench.settings import Range
 from optimizers.base import OneShotOptimizer
 from optimizers.registry import register
 
@@ -33,6 +34,7 @@ class PcDartsHyperparameters:
 class PcDarts(OneShotOptimizer):
     reference_epochs = 100
     Hyperparameters = PcDartsHyperparameters
+    tunable = {"k": Range(choices=(2, 4))}  # both divide every preset's channel count
 
     @classmethod
     def supernet_kwargs(cls, hp: Any) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from torch import Tensor
 
 from bench.errors import ConfigError
 from bench.search.spaces import Architecture
+from bench.settings import Range
 from optimizers.base import Batch, OneShotOptimizer, SearchContext
 from optimizers.perturb import eval_mode
 from optimizers.registry import register
@@ -95,6 +96,7 @@ class Score:
 class RandomSearchWS(OneShotOptimizer):
     reference_epochs = 100  # NAS-Bench-1Shot1's RSWS cluster scripts pass --epochs=100
     Hyperparameters = RswsHyperparameters
+    tunable = {"eval_archs": Range(10, 300, log=True, integer=True)}
 
     def __init__(self, ctx: SearchContext, hp: RswsHyperparameters) -> None:
         super().__init__(ctx, hp)

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from bench.errors import ConfigError
+from bench.settings import Range
 from optimizers.base import Batch
 from optimizers.perturb import (
     LossFn,
@@ -74,6 +75,7 @@ class SdartsRS(PerturbedWeightStep):
 
     reference_epochs = 100
     Hyperparameters = SdartsRSHyperparameters
+    tunable = {"epsilon_max": Range(0.05, 0.6)}  # SDARTS-ADV inherits it
 
     def epsilon(self) -> float:
         return linear_ramp(self.hp.epsilon_min, self.hp.epsilon_max, self.epoch, self.ctx.epochs)

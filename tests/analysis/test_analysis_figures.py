@@ -101,7 +101,8 @@ def test_figure3_reports_missing_epochs_and_nan(tmp_path: Path, caplog, stub_sav
     caption = (out / "figure3.txt").read_text()
     assert "seed3" in caption and "seed4" in caption
     assert {p.name for p in out.iterdir()} == {
-        "figure3.png", "figure3.pdf", "figure3_data.csv", "figure3.txt", "warnings.txt"
+        "figure3.png", "figure3.pdf", "figure3_data.csv", "figure3.txt", "warnings.txt",
+        "figure3_final.csv", "figure3_final.md", "figure3_final.tex",
     }  # fmt: skip
 
 

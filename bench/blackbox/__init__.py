@@ -1,0 +1,12 @@
+"""Black-box NAS baselines on a tabular benchmark (NAS-Bench-1Shot1's other optimizers): random search,
+regularized evolution, TPE and a BOHB-style multi-fidelity method, each querying a ground-truth table
+over a search space's architectures on a simulated clock.
+
+- `encoding`: a space's architectures as categorical parameters, sampling and RE's mutation;
+- `oracle`: the table as the NB-101 API answers it (one repeat per query), the clock, the incumbent;
+- `methods`: the methods, registered by name in `METHODS`;
+- `records`: run directories and the columns of queries.csv;
+- `runs`: one run's settings, execution and resume; `cli`: `python -m bench.blackbox`.
+
+Layer: above `search` and `truth`, beside `runs` (it uses bench.runs.results' file conventions only).
+"""

@@ -1,0 +1,241 @@
+"""`python -m bench.blackbox`: black-box NAS baselines on the tabular benchmark, NAS-Bench-1Shot1 style.
+
+    python -m bench.blackbox --method rs,re,tpe,bohb --space 1 --seeds 0-4 --max-queries 280
+    python -m bench.blackbox --method re --space 1,2,3 --seeds 0-9 --benchmark nb101 --set population=50
+
+Each method x space x seed queries the ground-truth table (one training repeat per query, paid for on a
+simulated clock with the table's training time) and writes
+`<out>/<benchmark>/space<k>/blackbox/<method>/seed<s>/queries.csv`. Reruns skip complete runs and
+continue interrupted ones; bad input gets one line and exit code 2, with nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.blackbox import runs
+from bench.blackbox.methods import METHODS
+from bench.blackbox.runs import BlackboxOutcome, BlackboxRequest
+from bench.errors import HarnessError, UsageError
+from bench.runs import results
+from bench.search.spaces import UnknownSpaceError
+
+log = logging.getLogger("bench.blackbox")
+BENCHMARKS = ("auto", "nb101", "digits")
+DEFAULT_QUERIES = 280  # NAS-Bench-1Shot1's --n_iters for RS and RE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.blackbox",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="methods: " + ", ".join(f"{m.name} ({m.title})" for m in METHODS.values()),
+    )
+    p.add_argument("--method", default="rs,re,tpe,bohb", help="method(s), comma-separated (default: all)")
+    p.add_argument("--space", default="1", help="search space(s): 1, 2, 3 or a list like 1,2,3")
+    p.add_argument("--seeds", default="0", help="seeds: 0-4, 0,3,7 or 1-3,7")
+    p.add_argument("--benchmark", choices=BENCHMARKS, default="auto", help="ground truth (default: auto)")
+    p.add_argument(
+        "--max-queries",
+        type=int,
+        default=DEFAULT_QUERIES,
+        help=f"table queries per run (default {DEFAULT_QUERIES}, NAS-Bench-1Shot1's)",
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a method setting, e.g. population=50")
+    p.add_argument("--out", default="results", help="results root (default: results/)")
+    p.add_argument("--data-dir", type=Path, default=None, help="where bench.data put NAS-Bench-101")
+    p.add_argument("--jobs", default="auto", help="runs in parallel processes (auto: one per CPU core)")
+    p.add_argument("--force", action="store_true", help="start over: move existing runs to <out>/.replaced/")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+# ---- turning arguments into checked requests ----------------------------------------------------
+def resolve_benchmark(requested: str, data_dir: Path | None) -> tuple[str, Any]:
+    """`auto`: nb101 when its table is installed (black-box methods need no CIFAR-10), else digits."""
+    from bench.data.install import locate
+
+    paths = locate(data_dir)
+    if requested == "auto":
+        if paths.nb101 is not None:
+            return "nb101", paths
+        log.warning(
+            "NAS-Bench-101 is not installed: using the EMBEDDED 'digits' benchmark (not NAS-Bench-101 "
+            "numbers). Get the real table: python -m bench.data download nb101"
+        )
+        return "digits", paths
+    if requested == "nb101" and paths.nb101 is None:
+        raise UsageError(
+            "--benchmark nb101: the NAS-Bench-101 file is not installed; run "
+            "`python -m bench.data download nb101` (or pass --data-dir)"
+        )
+    return requested, paths
+
+
+def build_requests(args: argparse.Namespace, benchmark: str) -> list[BlackboxRequest]:
+    from bench.run import parse_int_list, parse_sets
+
+    methods = [m.strip() for m in args.method.split(",") if m.strip()]
+    if not methods:
+        raise UsageError("--method is empty; name one, e.g. --method re")
+    for m in methods:
+        runs.get_method(m)
+    spaces = parse_int_list(args.space, "space")
+    seeds = parse_int_list(args.seeds, "seeds")
+    if args.max_queries < 1:
+        raise UsageError(f"--max-queries {args.max_queries}: must be at least 1")
+    sets = parse_sets(args.set or [])
+    known = {m: set(runs.setting_names(m)) for m in methods}
+    everyone = set().union(*known.values())
+    for key in sets:
+        if key not in everyone:
+            raise UsageError(
+                f"--set {key}: no method of --method {args.method} has it; their settings: "
+                + "; ".join(f"{m}: {', '.join(sorted(k)) or 'none'}" for m, k in known.items())
+            )
+        if len(sets[key]) > 1:
+            raise UsageError(f"--set {key}: one value only (black-box runs are not gridded by setting)")
+    requests = []
+    for method, space, seed in itertools.product(methods, spaces, seeds):
+        settings = {k: v[0] for k, v in sets.items() if k in known[method]}
+        try:
+            requests.append(
+                BlackboxRequest(method, space, seed, benchmark, args.max_queries, Path(args.out), settings)
+            )
+        except UnknownSpaceError as exc:
+            raise UsageError(f"--space {args.space}: {exc}") from None
+    return requests
+
+
+def resolve_jobs(text: str, n_runs: int) -> int:
+    if text == "auto":
+        return max(1, min(n_runs, os.cpu_count() or 1))
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise UsageError(f"--jobs {text}: expected a positive int or auto") from None
+    if jobs < 1:
+        raise UsageError(f"--jobs {jobs}: must be at least 1")
+    return jobs
+
+
+def _check_writable(root: Path) -> None:
+    import tempfile
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {root}: not writable ({exc.strerror}); choose another directory") from None
+
+
+def move_aside(run_dir: Path, out_root: Path) -> Path:
+    """--force: keep the old run under <out>/.replaced/ instead of deleting it."""
+    target = (
+        out_root / results.REPLACED_DIR / f"{run_dir.relative_to(out_root)}.{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    n = 0
+    while target.exists():
+        n += 1
+        target = target.with_name(f"{target.name}-{n}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(run_dir), str(target))
+    return target
+
+
+# ---- running ------------------------------------------------------------------------------------
+def _in_worker(request: BlackboxRequest, table_factory: Callable[[], Any]) -> BlackboxOutcome:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _quiet_optuna()
+    return runs.execute(request, table_factory(), progress=False)
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one INFO line per query otherwise
+
+
+def summary_table(outcomes: Sequence[BlackboxOutcome], root: Path) -> str:
+    lines = ["run | state | queries | simulated s | test regret", "--- | --- | --- | --- | ---"]
+    for o in outcomes:
+        row = o.last_row or {}
+        seconds = row.get("simulated_seconds")
+        regret = row.get("test_regret")
+        lines.append(
+            f"{o.run_dir.relative_to(root)} | {o.state} | {o.queries} | "
+            f"{'-' if seconds is None else f'{seconds:.0f}'} | {'-' if regret is None else f'{regret:.4f}'}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    from bench.runs import parts
+
+    out = Path(args.out)
+    try:
+        benchmark, paths = resolve_benchmark(args.benchmark, args.data_dir)
+        requests = build_requests(args, benchmark)
+        jobs = resolve_jobs(args.jobs, len(requests))
+        table_factory = functools.partial(parts.open_table, benchmark, paths)
+        table = table_factory()  # fail fast on a missing or corrupt table
+        for space in sorted({r.space for r in requests}):
+            runs.best_test_error(table, space)  # a space without optimum: say so before anything runs
+        _check_writable(out)
+        if not args.force:
+            for req in requests:
+                runs.check_compatible(req)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _quiet_optuna()
+    if args.force:
+        for req in requests:
+            if req.run_dir.exists():
+                log.info("--force: moved the old run to %s", move_aside(req.run_dir, out))
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if jobs > 1:
+            from joblib import Parallel, delayed
+
+            tasks = (delayed(_in_worker)(r, table_factory) for r in requests)
+            outcomes = list(Parallel(n_jobs=jobs)(tasks))
+        else:
+            outcomes = [runs.execute(r, table, progress=not args.no_progress) for r in requests]
+    except KeyboardInterrupt:
+        print("interrupted: queries so far are saved; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except HarnessError as exc:  # a stored run that its seed no longer reproduces
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary_table(outcomes, out))
+    failed = [o for o in outcomes if o.state == "failed"]
+    for o in failed:
+        print(f"FAILED {o.run_dir.relative_to(out)}: {o.reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
