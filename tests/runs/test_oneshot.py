@@ -72,7 +72,7 @@ def test_stale_statistics_degrade_eval_mode_but_not_the_recalibrated_accuracy(tr
     evaluate = evaluator(model, data)
     recal_before = evaluate(model, weights, "recalibrate")
     eval_before = evaluate(model, weights, "eval")
-    assert recal_before.acc > 0.3  # chance is 0.1: the fixture is learnable: the measurement sees a trained supernet
+    assert recal_before.acc > 0.3  # chance is 0.1: the measurement sees a trained supernet
     assert eval_before.acc > 0.3  # and statistics that followed the training are fine too
     # Stale statistics, as left by weight steps at other mixing weights: every BN's buffers off.
     with torch.no_grad():
