@@ -20,9 +20,16 @@ Sampling granularity (decision): like the reference port, which calls `gumbel_so
 per-cell loop, every cell draws its own Gumbel noise (`per_cell=true`, via the supernet's leading
 num_cells dimension); `--set per_cell=false` shares one sample among all cells.
 
-The weight step trains on a fresh sample (GDAS trains the weights on sampled architectures). One-shot
-evaluation uses plain softmax(alpha), which is deterministic, as does the Hessian with
-`hessian_weights=eval` (corrected).
+The weight step trains on a fresh sample (GDAS trains the weights on sampled architectures). The
+Hessian is measured through GDAS's own Gumbel forward at the current tau (`hessian_weights=search`,
+paper) or at plain softmax(alpha), which is deterministic (`hessian_weights=eval`, corrected).
+
+One-shot evaluation (`oneshot_weights`): the most likely (argmax) cell with one-hot weights, run through
+`forward`, so each block passes on its chosen op's output unscaled and each node sums its chosen parents:
+the discrete network GDAS would return, and the kind of input its supernet trained on (a sampled op times
+its straight-through weight of 1). Softmax(alpha) mixing weights with only the argmax op running would
+scale every block's output by its softmax probability, an input the supernet never saw (issue 17); the
+reference's `infer` instead evaluates a fresh Gumbel sample at the current tau, which is stochastic.
 """
 
 from __future__ import annotations
@@ -123,6 +130,11 @@ class Gdas(OneShotOptimizer):
             logits = a.expand(self.num_cells, *a.shape) if self.num_cells is not None else a
             out.append(F.gumbel_softmax(logits, tau=self.tau, hard=k == 0, dim=-1))
         return out
+
+    def oneshot_weights(self, alphas: Sequence[Tensor]) -> list[Tensor]:
+        """The argmax cell as 0/1 mixing weights (one op per block, top-k parents), shared by all cells."""
+        space, ref = self.ctx.space, alphas[0]
+        return space.one_hot(space.argmax_architecture(alphas), dtype=ref.dtype, device=ref.device)
 
     def forward(self, x: Tensor, weights: Sequence[Tensor]) -> Tensor:
         """Runs only the op each (cell and) block sampled: the argmax of its one-hot op weights."""

@@ -84,7 +84,7 @@ def write_fake_cifar(
 
 
 # Small settings for the slow parts of some plug-ins; the defaults are checked separately.
-FAST = {"rsws": {"eval_archs": 4}, "sdarts-adv": {"steps": 2}}
+FAST = {"rsws": {"eval_archs": 4}, "sdarts-adv": {"steps": 2}, "enas": {"controller_steps": 4}}
 
 
 def make_optimizer(name: str, space: int = 1, epochs: int = 10, seed: int = 0, **hp) -> OneShotOptimizer:

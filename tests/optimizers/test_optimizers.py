@@ -26,7 +26,7 @@ from optimizers import OneShotOptimizer, available, build_hyperparameters, get_o
 from optimizers.gdas import gdas_tau
 from tests.helpers import FAST, batch, make_optimizer, same, snapshot
 
-EXPECTED = {"darts", "pcdarts", "gdas", "sdarts-rs", "sdarts-adv", "msdarts", "rsws"}
+EXPECTED = {"darts", "pcdarts", "gdas", "sdarts-rs", "sdarts-adv", "msdarts", "rsws", "enas"}
 
 
 def test_all_competitors_registered() -> None:
@@ -53,7 +53,7 @@ def test_interface(name: str) -> None:
 def test_reference_epochs(name: str) -> None:
     # The paper preset's budgets: the scripts behind the figures (corrected: DARTS and RSWS 50).
     expected = {"darts": 100, "pcdarts": 100, "gdas": 100, "sdarts-rs": 100, "sdarts-adv": 100,
-                "msdarts": 80, "rsws": 100}  # fmt: skip
+                "msdarts": 80, "rsws": 100, "enas": 100}  # fmt: skip
     assert get_optimizer(name).reference_epochs == expected[name]
 
 
@@ -68,12 +68,12 @@ def test_two_steps_each_space(name: str, space: int) -> None:
         stats = opt.step(batch(i), batch(100 + i))
         assert stats.n == 8 and torch.isfinite(torch.tensor(stats.loss))
     assert not same(w0, ctx.weight_params)
-    if name == "rsws":
-        assert same(a0, ctx.alphas)  # RSWS learns no alphas; its incumbent comes at the epoch's end
+    if name in ("rsws", "enas"):
+        assert same(a0, ctx.alphas)  # no alphas learned; the incumbent / cell comes at the epoch's end
     else:
         assert all(not torch.equal(a, b) for a, b in zip(a0, ctx.alphas, strict=True))
     opt.on_epoch_end(3)
-    if name == "rsws":
+    if name in ("rsws", "enas"):
         assert not same(a0, ctx.alphas)
     matrix, ops = ctx.space.discretize(ctx.alphas)
     assert len(hash_spec(matrix, ops)) == 32
@@ -100,7 +100,9 @@ class _Stop(Exception):
     pass
 
 
-@pytest.mark.parametrize("name", ["gdas", "msdarts", "rsws"])  # schedules, RNG use, incumbent
+@pytest.mark.parametrize(
+    "name", ["gdas", "msdarts", "rsws", "enas"]
+)  # schedules, RNG use, incumbent, controller
 def test_resume_gives_identical_rows(name: str, tmp_path, fixture_table, toy_data) -> None:
     """Plug-in state (schedules, RSWS' incumbent) survives a restart: same rows and alphas."""
     cfg = tiny_config(name, epochs=2, batch_size=32)
