@@ -47,6 +47,11 @@ class Correlation:
     caption: str
 
 
+def measured(res: Results) -> bool:
+    """Whether any selected run measured the correlation."""
+    return any((Path(d) / results.CORRELATION_CSV).exists() for d in res.runs["run_dir"])
+
+
 def read_rows(res: Results) -> pd.DataFrame:
     """Every kept run's correlation.csv, with its identity; AnalysisError when no run measured it."""
     frames = []

@@ -5,8 +5,9 @@ side by side (as SDARTS showed for DARTS against SDARTS): α(x, y) = α* + x·d�
 [-1.5, 1.5]², mixing weights = the run's optimizer plug-in's one-shot weights of α(x, y)
 (`oneshot_weights`: softmax(α) row-wise for the gradient methods; the argmax cell, one-hot, for the
 sampling methods GDAS and ENAS; RSWS's alphas as they are, its 0/1 incumbent at the centre), run through
-the plug-in's `forward` (only the chosen ops run where the plug-in says so), the supernet in eval mode
-on the first N validation batches; at the centre this is the trainer's one-shot accuracy. d₁, d₂ are
+the plug-in's `forward` (only the chosen ops run where the plug-in says so), on the first N validation
+batches with BatchNorm as the run's one-shot accuracy treats it (default: statistics re-estimated at each
+point's weights); at the centre this is the trainer's one-shot accuracy. d₁, d₂ are
 random Gaussian directions from a fixed seed, each row ("filter") rescaled to the norm of the matching
 row of α* (`--norm tensor`: each tensor to the tensor's norm), so the slice has the same relative size
 for every run. A sharp peak means that a small change of the architecture loses accuracy; a flat plateau
@@ -33,6 +34,7 @@ from analysis import cli, plotting
 from analysis.load import AnalysisError
 from analysis.names import display_name
 from bench.data.splits import SearchData
+from bench.runs import oneshot
 from bench.runs.device import DeviceError
 from bench.runs.restore import RestoredRun, RestoreError, load_run
 
@@ -87,19 +89,21 @@ def _batches(data: SearchData, batch_size: int, n: int) -> list[tuple[torch.Tens
     ]
 
 
-@torch.no_grad()
 def evaluate(
     restored: RestoredRun, coords: np.ndarray, d1: list[np.ndarray], d2: list[np.ndarray], batches: int
 ) -> tuple[np.ndarray, int]:
-    """Accuracy at every grid point (eval-mode BN; the plug-in's one-shot weights of the perturbed alphas,
-    evaluated as the trainer's one-shot accuracy is, so the centre is that accuracy)."""
-    model, device, plugin = restored.model, restored.device, restored.plugin
-    model.eval()
+    """Accuracy at every grid point: the plug-in's one-shot weights of the perturbed alphas, measured as
+    the trainer's one-shot accuracy is (BN as the run's `oneshot_bn`: by default statistics re-estimated
+    at each point's weights), so the centre is that accuracy."""
+    cfg, device, plugin = restored.cfg, restored.device, restored.plugin
+    data = restored.data
+    n_images = min(batches * min(cfg.batch_size, len(data.x_valid)), len(data.x_valid))
+    evaluate_at = oneshot.Evaluator(
+        restored.model, data.x_valid[:n_images], data.y_valid[:n_images],
+        recal_x=data.x_train[: cfg.bn_recal_batches * cfg.batch_size],
+        batch_size=cfg.batch_size, device=device,
+    )  # fmt: skip
     center = [a.detach().cpu().double().numpy() for a in restored.alphas]
-    data = [
-        (x.to(device), y.to(device)) for x, y in _batches(restored.data, restored.cfg.batch_size, batches)
-    ]
-    n_images = sum(len(y) for _, y in data)
     acc = np.zeros((len(coords), len(coords)))
     points = [(i, j) for j in range(len(coords)) for i in range(len(coords))]
     for i, j in tqdm(points, desc=f"landscape {restored.run_dir.name}", unit="pt", leave=False):
@@ -107,9 +111,7 @@ def evaluate(
             torch.as_tensor(c + coords[i] * a + coords[j] * b, dtype=torch.float32, device=device)
             for c, a, b in zip(center, d1, d2, strict=True)
         ]
-        weights = plugin.oneshot_weights(alphas)
-        correct = sum(int((plugin.forward(x, weights).argmax(1) == y).sum()) for x, y in data)
-        acc[j, i] = correct / n_images
+        acc[j, i] = evaluate_at(plugin.forward, plugin.oneshot_weights(alphas), cfg.oneshot_bn).acc
     return acc, n_images
 
 
@@ -172,8 +174,8 @@ def plot(landscapes: Sequence[Landscape], title: str = "") -> Figure:
     n = ", ".join(str(ls.n_images) for ls in landscapes)
     plotting.footnote(
         fig,
-        "eval-mode supernet at each optimizer's one-shot weights of α* + x·d₁ + y·d₂ (softmax; the argmax "
-        f"cell for GDAS and ENAS); validation images per run: {n}.",
+        "supernet (BN re-estimated per point) at each optimizer's one-shot weights of α* + x·d₁ + y·d₂ "
+        f"(softmax; the argmax cell for GDAS and ENAS); validation images per run: {n}.",
     )
     return fig
 

@@ -139,8 +139,9 @@ def build(res: Results, args: argparse.Namespace) -> tuple[str, list[Issue]]:
         _guarded("Table 4", lambda: table4_section(res)),
         _guarded("Test regret", lambda: regret_section(res)),
         _guarded("Figure 4", lambda: figure4_section(res)),
-        _guarded("Correlation", lambda: correlation_section(res)),
     ]
+    if correlation.measured(res):
+        sections.append(_guarded("Correlation", lambda: correlation_section(res)))
     if args.landscape:
         sections.append(_guarded("Accuracy landscapes", lambda: landscape_section(res, args)))
     sections.append(settings_section(res))
