@@ -186,7 +186,8 @@ def test_reward_is_the_cells_accuracy_in_percent() -> None:
 
 def test_trainer_row_is_the_controllers_most_likely_cell(tmp_path, fixture_table, toy_data) -> None:
     cfg = RunConfig(optimizer="enas", space=1, epochs=1, batch_size=16, init_channels=4, cells_per_stack=1,
-                    hessian=False, device="cpu", optimizer_params={"controller_steps": 4})  # fmt: skip
+                    hessian=False, device="cpu", optimizer_params={"controller_steps": 4},
+                    lookup_alphas="end")  # the row looks up the alphas the epoch produced  # fmt: skip
     trainer = Trainer(cfg, tmp_path, fixture_table, toy_data)
     outcome = trainer.run()
     cell = trainer.plugin.controller.most_likely()
