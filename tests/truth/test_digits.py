@@ -29,8 +29,6 @@ from bench.truth.digits import (
     IncompleteSpaceError,
     RepeatResult,
     canonical_spec,
-    load_digits_splits,
-    split_indices,
 )
 
 C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
@@ -89,27 +87,6 @@ def bench_factory(tmp_path: Path, counter: Counter):
         return DigitsBenchmark(tmp_path / "cache" / "digits.sqlite", protocol or DigitsProtocol(), **kw)
 
     return make
-
-
-# ---- data ------------------------------------------------------------------------------------------
-
-
-def test_splits_fixed_disjoint_stratified() -> None:
-    idx = split_indices()
-    sizes = {k: len(v) for k, v in idx.items()}
-    assert sizes == {"train": 987, "valid": 360, "test": 450}
-    all_idx = np.concatenate(list(idx.values()))
-    assert len(np.unique(all_idx)) == 1797  # disjoint and covering
-    again = split_indices()
-    assert all(np.array_equal(idx[k], again[k]) for k in idx)
-    s = load_digits_splits()
-    for name, (x, y) in s.items():
-        assert x.shape == (sizes[name], 1, 8, 8) and x.dtype == np.float32 and y.dtype == np.int64
-        counts = np.bincount(y, minlength=10)
-        assert counts.min() >= 0.9 * sizes[name] / 10 * 0.95  # stratified: every class ~10 %
-    assert abs(float(s["train"][0].mean())) < 1e-5 and abs(float(s["train"][0].std()) - 1) < 1e-4
-    s["train"][0][:] = 0  # copies: mutating one answer does not change the next
-    assert float(np.abs(load_digits_splits()["train"][0]).sum()) > 0
 
 
 # ---- protocol and specs ----------------------------------------------------------------------------
@@ -205,7 +182,7 @@ def _insert_claim(b: DigitsBenchmark, arch_hash: str, repeat: int, pid: int, cla
     with conn:
         conn.execute(
             "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (b.key, arch_hash, repeat, f"x:{pid}", b._host, pid, claimed),
+            (b.key, arch_hash, repeat, f"x:{pid}", b.store.host, pid, claimed),
         )
     conn.close()
 
@@ -367,8 +344,9 @@ class FakeSpace:
 
 def test_tabulate_fills_marks_complete_and_exports(tmp_path: Path, monkeypatch, capsys) -> None:
     import bench.tabulate as tabulate
+    import bench.truth.tabulate as tabulation
 
-    monkeypatch.setattr(tabulate, "SearchSpace", FakeSpace)
+    monkeypatch.setattr(tabulation, "SearchSpace", FakeSpace)
     counter = Counter()
     monkeypatch.setattr(digits, "train_repeat", counter)
     cache = tmp_path / "c.sqlite"
@@ -389,8 +367,9 @@ def test_tabulate_fills_marks_complete_and_exports(tmp_path: Path, monkeypatch, 
 
 def test_tabulate_evaluate_protocol_prints_statistics(tmp_path: Path, monkeypatch, capsys) -> None:
     import bench.tabulate as tabulate
+    import bench.truth.tabulate as tabulation
 
-    monkeypatch.setattr(tabulate, "SearchSpace", FakeSpace)
+    monkeypatch.setattr(tabulation, "SearchSpace", FakeSpace)
     monkeypatch.setattr(digits, "train_repeat", fake_train)
     argv = ["--benchmark", "digits", "--space", "1", "--cache", str(tmp_path / "c.sqlite"), "--no-shipped"]
     assert tabulate.main([*argv, "--evaluate-protocol", "4", "--estimate-spaces", "1"]) == 0
@@ -416,13 +395,13 @@ def test_tabulate_usage_errors_exit_2(tmp_path: Path, capsys, extra, message) ->
 
 def test_protocol_statistics_on_synthetic_results() -> None:
     """SYNTHETIC results: three repeats that rank five models identically."""
-    import bench.tabulate as tabulate
+    import bench.truth.tabulate as tabulation
 
     res = [
         ArchResult(str(i), (0.5 + i / 10,) * 3, (0.5 + i / 10, 0.51 + i / 10, 0.49 + i / 10))
         for i in range(5)
     ]
-    s = tabulate.protocol_statistics(res, [1.0] * 15)
+    s = tabulation.protocol_statistics(res, [1.0] * 15)
     assert s["test_acc_spread"] == pytest.approx(0.4)
     assert s["spearman_test_min"] == pytest.approx(1.0) and s["cpu_seconds_mean"] == 1.0
 
