@@ -2,6 +2,9 @@
 
     python -m bench.tabulate --benchmark digits --space 1 [--jobs N] [--limit M]
     python -m bench.tabulate --benchmark digits --space 1 --evaluate-protocol 100
+    python -m bench.tabulate --benchmark digits --space 1 --report
+
+`--report` prints the NAS-Bench-101 character of the (partial) table beside NAS-Bench-101's own.
 
 Filling is resumable (cached repeats are skipped) and parallel (one process per job, one thread each).
 When every unique model of the space is stored, the space is marked complete and its optimum printed;
@@ -23,6 +26,7 @@ import numpy as np
 
 from bench.errors import HarnessError, UsageError
 from bench.search.spaces import SearchSpace
+from bench.truth.character import NB101_SAMPLE
 from bench.truth.digits import DigitsBenchmark, DigitsProtocol
 from bench.truth.tabulate import (
     BenchmarkSpec,
@@ -31,6 +35,7 @@ from bench.truth.tabulate import (
     evaluate_protocol,
     export_space,
     format_statistics,
+    space_report,
     tabulate_space,
 )
 
@@ -80,6 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="1,2",
         help="spaces to estimate full tabulation time for (comma list, '' none)",
     )
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="print the stored (partial) table's NAS-Bench-101 character instead of tabulating",
+    )
+    p.add_argument(
+        "--reference",
+        type=Path,
+        default=NB101_SAMPLE,
+        help="the NB-101 sample of real architectures the reference values come from",
+    )
     p.add_argument("--export", type=Path, default=None, help="after completion, write the space's table here")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -115,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench = DigitsBenchmark(args.cache, protocol, shipped=[] if args.no_shipped else None)
         spec = BenchmarkSpec(bench.cache_path, protocol, tuple(bench.shipped))
         print(f"digits cache: {bench.cache_path} (protocol {protocol.key()})", file=sys.stderr)
+        if args.report:
+            print(space_report(bench, args.space, args.reference))
+            return 0
         if args.evaluate_protocol is not None:
             estimate = [int(x) for x in args.estimate_spaces.split(",") if x.strip()]
             stats = evaluate_protocol(spec, args.space, args.evaluate_protocol, args.jobs, args.sample_seed)

@@ -40,6 +40,23 @@ class FixtureTable:
         return self._best
 
 
+def fake_space(specs: Sequence[tuple]) -> type:
+    """TEST FIXTURE: a stand-in for SearchSpace whose spaces 1-3 each hold exactly `specs` (hand-written
+    (matrix, ops) pairs), for tabulation tests that must not enumerate a real space."""
+
+    class FakeSpace:
+        def __init__(self, number: int) -> None:
+            if number not in (1, 2, 3):
+                from bench.search.spaces import UnknownSpaceError
+
+                raise UnknownSpaceError(f"unknown search space {number!r}; choose 1, 2 or 3")
+
+        def unique_specs(self, cache_dir: Path | None = None, n_jobs: int = 1) -> dict:
+            return {hash_spec(*s): (np.asarray(s[0]), list(s[1])) for s in specs}
+
+    return FakeSpace
+
+
 def make_toy_data() -> SearchData:
     """TEST FIXTURE: random 8x8 single-channel images, enough to exercise every code path in seconds."""
     g = torch.Generator().manual_seed(0)

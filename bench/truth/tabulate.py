@@ -18,6 +18,7 @@ import numpy as np
 
 from bench.search.spaces import SearchSpace
 from bench.truth.base import ArchResult
+from bench.truth.character import NB101_SAMPLE, format_character, nb101_reference, table_character
 from bench.truth.digits import DigitsBenchmark, DigitsError, DigitsProtocol
 
 log = logging.getLogger(__name__)
@@ -225,3 +226,21 @@ def tabulate_space(spec: BenchmarkSpec, space: int, jobs: int, limit: int | None
 def export_space(bench: DigitsBenchmark, space: int, path: Path) -> Path:
     """Write the complete table of `space` to `path` (a file to ship in bench/truth/shipped)."""
     return bench.export(path, space, sorted(SearchSpace(space).unique_specs()))
+
+
+def space_report(bench: DigitsBenchmark, space: int, reference: Path | None = NB101_SAMPLE) -> str:
+    """The NAS-Bench-101 character of the stored part of `space`'s table, beside NAS-Bench-101's own
+    (computed from the sample at `reference`; omitted, with a warning, when it cannot be read)."""
+    specs = SearchSpace(space).unique_specs()
+    ours = table_character(bench, specs)
+    ref = None
+    if reference is not None:
+        try:
+            ref = nb101_reference(reference)
+        except OSError as exc:
+            log.warning("no NAS-Bench-101 reference values (%s)", exc)
+    title = (
+        f"digits space {space}, protocol {bench.key}: {ours.n_models} of {len(specs)} models stored\n"
+        f"{bench.protocol.to_json()}"
+    )
+    return format_character(ours, ref, title)

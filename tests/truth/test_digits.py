@@ -329,24 +329,12 @@ def test_real_query_end_to_end(tmp_path: Path) -> None:
 # workers of the concurrency test, which import this module, start fast.
 
 
-class FakeSpace:
-    """TEST FIXTURE: a 'search space' of four hand-written models."""
-
-    def __init__(self, number: int) -> None:
-        from bench.search.spaces import UnknownSpaceError
-
-        if number not in (1, 2, 3):
-            raise UnknownSpaceError(f"unknown search space {number!r}; choose 1, 2 or 3")
-
-    def unique_specs(self):
-        return {hash_spec(*s): (np.asarray(s[0]), list(s[1])) for s in SPECS[1:]}
-
-
 def test_tabulate_fills_marks_complete_and_exports(tmp_path: Path, monkeypatch, capsys) -> None:
     import bench.tabulate as tabulate
     import bench.truth.tabulate as tabulation
+    from tests.helpers import fake_space
 
-    monkeypatch.setattr(tabulation, "SearchSpace", FakeSpace)
+    monkeypatch.setattr(tabulation, "SearchSpace", fake_space(SPECS[1:]))
     counter = Counter()
     monkeypatch.setattr(digits, "train_repeat", counter)
     cache = tmp_path / "c.sqlite"
@@ -368,8 +356,9 @@ def test_tabulate_fills_marks_complete_and_exports(tmp_path: Path, monkeypatch, 
 def test_tabulate_evaluate_protocol_prints_statistics(tmp_path: Path, monkeypatch, capsys) -> None:
     import bench.tabulate as tabulate
     import bench.truth.tabulate as tabulation
+    from tests.helpers import fake_space
 
-    monkeypatch.setattr(tabulation, "SearchSpace", FakeSpace)
+    monkeypatch.setattr(tabulation, "SearchSpace", fake_space(SPECS[1:]))
     monkeypatch.setattr(digits, "train_repeat", fake_train)
     argv = ["--benchmark", "digits", "--space", "1", "--cache", str(tmp_path / "c.sqlite"), "--no-shipped"]
     assert tabulate.main([*argv, "--evaluate-protocol", "4", "--estimate-spaces", "1"]) == 0
