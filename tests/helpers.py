@@ -40,12 +40,13 @@ class FixtureTable:
         return self._best
 
 
-def fake_space(specs: Sequence[tuple]) -> type:
+def fake_space(specs: Sequence[tuple], best_test_error: float = 0.0) -> type:
     """TEST FIXTURE: a stand-in for SearchSpace whose spaces 1-3 each hold exactly `specs` (hand-written
     (matrix, ops) pairs), for tabulation tests that must not enumerate a real space."""
 
     class FakeSpace:
         def __init__(self, number: int) -> None:
+            self.best_test_error = best_test_error
             if number not in (1, 2, 3):
                 from bench.search.spaces import UnknownSpaceError
 

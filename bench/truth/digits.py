@@ -25,6 +25,7 @@ import numpy as np
 from bench.data.digits import load_digits_splits, split_indices
 from bench.search.graph import hash_pruned, hash_spec
 from bench.truth.base import ArchResult
+from bench.truth.character import RandomBaseline, random_baseline
 from bench.truth.digits_protocol import (
     DigitsError,
     DigitsProtocol,
@@ -188,6 +189,19 @@ class DigitsBenchmark:
     def best_valid_error(self, space: int) -> float | None:
         row = self.store.space_row(space)
         return None if row is None or row[3] is None else float(row[3])
+
+    def random_baseline(self, space: int) -> RandomBaseline | None:
+        """Test regret of a uniformly random unique model of `space` (None until it is fully tabulated)."""
+        best = self.best_test_error(space)
+        if best is None:
+            return None
+        from bench.search.spaces import SearchSpace  # lazy: spaces imports torch
+
+        hashes = sorted(SearchSpace(space).unique_specs())
+        results = self.stored_results(hashes)
+        if len(results) < len(hashes):
+            return None
+        return random_baseline([r.test_error_mean for r in results.values()], best)
 
     def mark_complete(self, space: int, hashes: Sequence[str]) -> tuple[str, float]:
         """Record that every model of `space` is tabulated; returns (best hash, best mean test error)."""

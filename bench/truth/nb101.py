@@ -29,6 +29,7 @@ from bench.search.graph import (
     prune_masks,
 )
 from bench.truth.base import ArchResult
+from bench.truth.character import RandomBaseline, random_baseline
 from bench.truth.nb101_cache import (
     CACHE_ERRORS,
     OutdatedCacheError,
@@ -358,6 +359,17 @@ class NB101Table:
         """Every module hash in the table, sorted."""
         text = self._hashes.tobytes().hex()
         return [text[i : i + 32] for i in range(0, len(text), 32)]
+
+    def random_baseline(self, space: int) -> RandomBaseline | None:
+        """Test regret (against `best_test_error`) of a uniformly random unique model of `space`; None
+        when the table lacks some of them (a partial file)."""
+        from bench.search.spaces import SearchSpace  # lazy: spaces imports torch
+
+        rows = self.rows(sorted(SearchSpace(space).unique_specs()), missing="ignore")
+        if (rows < 0).any():
+            return None
+        errors = 1.0 - np.nanmean(self._test[rows], axis=1)
+        return random_baseline(errors.tolist(), self.best_test_error(space))
 
     def best_test_error(self, space: int) -> float | None:
         """Lowest single-run test error in NAS-Bench-1Shot1 search space `space` (reference constant)."""

@@ -108,3 +108,30 @@ def test_random_baseline_on_fixture_errors() -> None:
     assert random_baseline(errors, best_test_error=0.05).mean == pytest.approx(0.10)  # NB-101's constant
     with pytest.raises(CharacterError, match="every model"):
         random_baseline([0.1, float("nan")])
+
+
+def test_tables_give_their_random_baseline(tmp_path: Path, monkeypatch) -> None:
+    """Digits: only once the space is complete; NB-101: against its best-error constant (FIXTURE values)."""
+    import bench.search.spaces as spaces
+    from bench.truth.fixtures import metrics_from_final, records_for_spec, write_tfrecord
+    from bench.truth.nb101 import NB101Table
+
+    monkeypatch.setattr(spaces, "SearchSpace", fake_space(SPECS[:3], best_test_error=0.01))
+    bench = DigitsBenchmark(tmp_path / "c.sqlite", DigitsProtocol(), shipped=[], train_fn=fixture_trainer)
+    hashes = [bench.query(*s).arch_hash for s in SPECS[:3]]
+    assert bench.random_baseline(1) is None  # not marked complete
+    bench.mark_complete(1, hashes)
+    errors = [bench.query(*s).test_error_mean for s in SPECS[:3]]
+    b = bench.random_baseline(1)
+    assert b is not None and b.n_models == 3 and b.mean == pytest.approx(np.mean(errors) - min(errors))
+
+    path = tmp_path / "x.tfrecord"
+    accs = [0.90, 0.80]
+    write_tfrecord(path, [r for s, a in zip(SPECS, accs, strict=False) for r in records_for_spec(
+        *s, [metrics_from_final(a, a, 1.0, 100)] * 3)])  # fmt: skip
+    table = NB101Table.load(path)
+    monkeypatch.setattr(spaces, "SearchSpace", fake_space(SPECS[:2], best_test_error=0.05))
+    nb = table.random_baseline(1)
+    assert nb is not None and nb.mean == pytest.approx(np.mean([0.10, 0.20]) - 0.05)
+    monkeypatch.setattr(spaces, "SearchSpace", fake_space(SPECS[:3]))
+    assert table.random_baseline(1) is None  # the file lacks a model of the space
