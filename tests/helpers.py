@@ -55,6 +55,9 @@ def fake_space(specs: Sequence[tuple], best_test_error: float = 0.0) -> type:
         def unique_specs(self, cache_dir: Path | None = None, n_jobs: int = 1) -> dict:
             return {hash_spec(*s): (np.asarray(s[0]), list(s[1])) for s in specs}
 
+        def architecture_counts(self, cache_dir: Path | None = None) -> dict[str, int]:
+            return {h: i + 1 for i, h in enumerate(self.unique_specs())}  # FIXTURE weights 1, 2, 3, ...
+
     return FakeSpace
 
 

@@ -212,23 +212,43 @@ def format_character(ours: Character, reference: Character | None, title: str) -
 
 @dataclass(frozen=True)
 class RandomBaseline:
-    """Test regret of an architecture drawn uniformly from the unique models of a space."""
+    """Test regret of a uniformly random architecture of a space: each unique model weighted by how many
+    of the space's raw architectures (topology x op choices) it is, i.e. what random search draws."""
 
     mean: float
     median: float
     p10: float
     p90: float
-    n_models: int
+    n_models: int  # unique models
+    n_architectures: int  # raw architectures (the sum of the weights)
 
 
-def random_baseline(test_errors: Sequence[float], best_test_error: float | None = None) -> RandomBaseline:
-    """Mean, median and 10-90 % band of the regret (mean test error minus the best) of a uniformly random
-    model of a FULL table (`test_errors`: one mean test error per unique model). `best_test_error`
-    defaults to the table's own minimum (the digits convention); NB-101 passes its reference constant."""
+def _weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """The smallest value whose cumulative weight reaches q % (NumPy's 'inverted_cdf' on the expanded
+    sample)."""
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cum, q / 100 * cum[-1], side="left")])
+
+
+def random_baseline(
+    test_errors: Sequence[float],
+    best_test_error: float | None = None,
+    counts: Sequence[int] | None = None,
+) -> RandomBaseline:
+    """Mean, median and 10-90 % band of the regret (mean test error minus the best) of a uniformly
+    random architecture of a FULL table: `test_errors` has one mean test error per unique model and
+    `counts` how many raw architectures each one is (SearchSpace.architecture_counts; default 1 each,
+    uniform over unique models). `best_test_error` defaults to the table's own minimum (the digits
+    convention); NB-101 passes its reference constant."""
     err = np.asarray(test_errors, dtype=float)
+    w = np.ones(len(err)) if counts is None else np.asarray(counts, dtype=float)
     if err.size == 0 or np.isnan(err).any():
         raise CharacterError("the random baseline needs the test error of every model of the space")
+    if w.shape != err.shape or (w <= 0).any():
+        raise CharacterError("the random baseline needs one positive count per model")
     best = float(err.min()) if best_test_error is None else float(best_test_error)
     regret = err - best
-    p10, p50, p90 = (float(v) for v in np.percentile(regret, [10, 50, 90]))
-    return RandomBaseline(float(regret.mean()), p50, p10, p90, int(err.size))
+    p10, p50, p90 = (_weighted_percentile(regret, w, q) for q in (10, 50, 90))
+    mean = float((regret * w).sum() / w.sum())
+    return RandomBaseline(mean, p50, p10, p90, int(err.size), int(w.sum()))

@@ -27,6 +27,7 @@ from bench.search.graph import hash_pruned, hash_spec
 from bench.truth.base import ArchResult
 from bench.truth.character import RandomBaseline, random_baseline
 from bench.truth.digits_protocol import (
+    PROTOCOL_1X1,
     DigitsError,
     DigitsProtocol,
     ProtocolError,
@@ -46,6 +47,7 @@ from bench.truth.digits_store import (
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "PROTOCOL_1X1",
     "SHIPPED_DIR",
     "DigitsBenchmark",
     "DigitsCacheError",
@@ -191,17 +193,19 @@ class DigitsBenchmark:
         return None if row is None or row[3] is None else float(row[3])
 
     def random_baseline(self, space: int) -> RandomBaseline | None:
-        """Test regret of a uniformly random unique model of `space` (None until it is fully tabulated)."""
+        """Test regret of a uniformly random architecture of `space` (None until it is fully tabulated)."""
         best = self.best_test_error(space)
         if best is None:
             return None
         from bench.search.spaces import SearchSpace  # lazy: spaces imports torch
 
-        hashes = sorted(SearchSpace(space).unique_specs())
+        counts = SearchSpace(space).architecture_counts()
+        hashes = sorted(counts)
         results = self.stored_results(hashes)
         if len(results) < len(hashes):
             return None
-        return random_baseline([r.test_error_mean for r in results.values()], best)
+        errors = [results[h].test_error_mean for h in hashes]
+        return random_baseline(errors, best, [counts[h] for h in hashes])
 
     def mark_complete(self, space: int, hashes: Sequence[str]) -> tuple[str, float]:
         """Record that every model of `space` is tabulated; returns (best hash, best mean test error)."""

@@ -361,15 +361,17 @@ class NB101Table:
         return [text[i : i + 32] for i in range(0, len(text), 32)]
 
     def random_baseline(self, space: int) -> RandomBaseline | None:
-        """Test regret (against `best_test_error`) of a uniformly random unique model of `space`; None
-        when the table lacks some of them (a partial file)."""
+        """Test regret (against `best_test_error`) of a uniformly random architecture of `space`; None
+        when the table lacks some of its models (a partial file)."""
         from bench.search.spaces import SearchSpace  # lazy: spaces imports torch
 
-        rows = self.rows(sorted(SearchSpace(space).unique_specs()), missing="ignore")
+        counts = SearchSpace(space).architecture_counts()
+        hashes = sorted(counts)
+        rows = self.rows(hashes, missing="ignore")
         if (rows < 0).any():
             return None
         errors = 1.0 - np.nanmean(self._test[rows], axis=1)
-        return random_baseline(errors.tolist(), self.best_test_error(space))
+        return random_baseline(errors.tolist(), self.best_test_error(space), [counts[h] for h in hashes])
 
     def best_test_error(self, space: int) -> float | None:
         """Lowest single-run test error in NAS-Bench-1Shot1 search space `space` (reference constant)."""

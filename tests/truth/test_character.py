@@ -106,6 +106,13 @@ def test_random_baseline_on_fixture_errors() -> None:
     assert b.n_models == 11 and b.mean == pytest.approx(0.05) and b.median == pytest.approx(0.05)
     assert (b.p10, b.p90) == pytest.approx((0.01, 0.09))
     assert random_baseline(errors, best_test_error=0.05).mean == pytest.approx(0.10)  # NB-101's constant
+    # Weighted by raw-architecture counts: the same as the expanded sample.
+    counts = [3, 1, 1, 5, 1, 1, 1, 1, 2, 1, 1]
+    w = random_baseline(errors, counts=counts)
+    expanded = np.repeat(np.array(errors) - 0.10, counts)
+    assert w.n_models == 11 and w.n_architectures == 18 and w.mean == pytest.approx(expanded.mean())
+    want = np.percentile(expanded, [10, 50, 90], method="inverted_cdf")
+    assert (w.p10, w.median, w.p90) == pytest.approx(tuple(want))
     with pytest.raises(CharacterError, match="every model"):
         random_baseline([0.1, float("nan")])
 
@@ -121,9 +128,12 @@ def test_tables_give_their_random_baseline(tmp_path: Path, monkeypatch) -> None:
     hashes = [bench.query(*s).arch_hash for s in SPECS[:3]]
     assert bench.random_baseline(1) is None  # not marked complete
     bench.mark_complete(1, hashes)
-    errors = [bench.query(*s).test_error_mean for s in SPECS[:3]]
+    space = spaces.SearchSpace(1)
+    weight = space.architecture_counts()
+    errors = {r.arch_hash: r.test_error_mean for r in (bench.query(*s) for s in SPECS[:3])}
     b = bench.random_baseline(1)
-    assert b is not None and b.n_models == 3 and b.mean == pytest.approx(np.mean(errors) - min(errors))
+    want = np.average([errors[h] for h in weight], weights=list(weight.values())) - min(errors.values())
+    assert b is not None and b.n_models == 3 and b.n_architectures == 6 and b.mean == pytest.approx(want)
 
     path = tmp_path / "x.tfrecord"
     accs = [0.90, 0.80]
@@ -132,6 +142,6 @@ def test_tables_give_their_random_baseline(tmp_path: Path, monkeypatch) -> None:
     table = NB101Table.load(path)
     monkeypatch.setattr(spaces, "SearchSpace", fake_space(SPECS[:2], best_test_error=0.05))
     nb = table.random_baseline(1)
-    assert nb is not None and nb.mean == pytest.approx(np.mean([0.10, 0.20]) - 0.05)
+    assert nb is not None and nb.mean == pytest.approx((0.10 + 2 * 0.20) / 3 - 0.05)  # weights 1, 2
     monkeypatch.setattr(spaces, "SearchSpace", fake_space(SPECS[:3]))
     assert table.random_baseline(1) is None  # the file lacks a model of the space

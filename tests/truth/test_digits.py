@@ -396,12 +396,14 @@ def test_protocol_statistics_on_synthetic_results() -> None:
 
 
 def test_shipped_space1_table_covers_the_space(tmp_path: Path, counter: Counter) -> None:
-    """The repo ships space 1 tabulated under the default protocol, so regret works out of the box."""
+    """The repo ships space 1 tabulated under the 1-stack protocol (PROTOCOL_1X1): complete there, and
+    never presented as the answers of the default protocol (its rows carry the other protocol's key)."""
     from bench.search.spaces import SearchSpace
 
     path = digits.SHIPPED_DIR / "digits_space1.sqlite"
     assert path in digits.shipped_tables()
-    b = DigitsBenchmark(tmp_path / "empty.sqlite", shipped=[path], train_fn=counter)
+    assert digits.PROTOCOL_1X1.key() == "361c82fbea714088" != DigitsProtocol().key()
+    b = DigitsBenchmark(tmp_path / "empty.sqlite", digits.PROTOCOL_1X1, shipped=[path], train_fn=counter)
     specs = SearchSpace(1).unique_specs(cache_dir=tmp_path)
     assert len(specs) == 2685 and set(specs) <= b.complete_hashes()
     results = b.stored_results(sorted(specs))
@@ -409,3 +411,10 @@ def test_shipped_space1_table_covers_the_space(tmp_path: Path, counter: Counter)
     assert 0.0 < b.best_test_error(1) < 0.1  # the best digits cell errs on a few percent of the test split
     b.query(*specs[min(specs)])
     assert not counter.calls  # answered by the shipped table, nothing trained
+    base = b.random_baseline(1)  # issue 14 measured: mean regret 0.30, median 0.26
+    assert base is not None and base.n_models == 2685
+    assert round(base.mean, 2) == 0.30 and round(base.median, 2) == 0.26
+
+    default = DigitsBenchmark(tmp_path / "empty.sqlite", shipped=[path], train_fn=counter)
+    assert default.best_test_error(1) is None and default.random_baseline(1) is None
+    assert default.lookup(*specs[min(specs)]) is None and not default.complete_hashes()
