@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--report",
         action="store_true",
-        help="print the stored (partial) table's NAS-Bench-101 character instead of tabulating",
+        help="print the stored (partial) table's NAS-Bench-101 character instead of tabulating "
+        "(with --limit N: of the first N models of the tabulation order only)",
     )
     p.add_argument(
         "--reference",
@@ -132,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = BenchmarkSpec(bench.cache_path, protocol, tuple(bench.shipped))
         print(f"digits cache: {bench.cache_path} (protocol {protocol.key()})", file=sys.stderr)
         if args.report:
-            print(space_report(bench, args.space, args.reference))
+            print(space_report(bench, args.space, args.reference, args.limit))
             return 0
         if args.evaluate_protocol is not None:
             estimate = [int(x) for x in args.estimate_spaces.split(",") if x.strip()]

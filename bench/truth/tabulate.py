@@ -228,10 +228,17 @@ def export_space(bench: DigitsBenchmark, space: int, path: Path) -> Path:
     return bench.export(path, space, sorted(SearchSpace(space).unique_specs()))
 
 
-def space_report(bench: DigitsBenchmark, space: int, reference: Path | None = NB101_SAMPLE) -> str:
+def space_report(
+    bench: DigitsBenchmark, space: int, reference: Path | None = NB101_SAMPLE, limit: int | None = None
+) -> str:
     """The NAS-Bench-101 character of the stored part of `space`'s table, beside NAS-Bench-101's own
-    (computed from the sample at `reference`; omitted, with a warning, when it cannot be read)."""
+    (computed from the sample at `reference`; omitted, with a warning, when it cannot be read). With
+    `limit`, only the first `limit` models of the tabulation order count: protocols tabulated that far
+    are compared on the same uniform sample."""
     specs = SearchSpace(space).unique_specs()
+    n_space = len(specs)
+    if limit is not None:
+        specs = {h: specs[h] for h in tabulation_order(specs)[:limit]}
     ours = table_character(bench, specs)
     ref = None
     if reference is not None:
@@ -239,8 +246,9 @@ def space_report(bench: DigitsBenchmark, space: int, reference: Path | None = NB
             ref = nb101_reference(reference)
         except OSError as exc:
             log.warning("no NAS-Bench-101 reference values (%s)", exc)
+    sample = "" if limit is None else f" (among the first {limit} of the tabulation order)"
     title = (
-        f"digits space {space}, protocol {bench.key}: {ours.n_models} of {len(specs)} models stored\n"
+        f"digits space {space}, protocol {bench.key}: {ours.n_models} of {n_space} models stored{sample}\n"
         f"{bench.protocol.to_json()}"
     )
     return format_character(ours, ref, title)

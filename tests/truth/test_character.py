@@ -91,6 +91,11 @@ def test_report_of_a_partial_table(tmp_path: Path, monkeypatch, capsys) -> None:
     assert params_line.split()[2:4] == ["1.000", "0.481"]  # this table, then NB-101's
     assert "87.2 / 91.7 / 93.9" in out and "CPU seconds per training" in out and "2.00" in out
     assert not list(tmp_path.glob("*.tfrecord"))  # nothing but the cache was written
+    first4 = tabulation.tabulation_order(space(1).unique_specs())[:4]
+    stored = sum(h in bench.complete_hashes() for h in first4)  # the unstored model is among them
+    assert cli.main([*argv, "--limit", "4"]) == 0  # the first 4 of the tabulation order only
+    out = capsys.readouterr().out
+    assert stored == 3 and "3 of 5 models stored (among the first 4 of the tabulation order)" in out
 
     few = DigitsBenchmark(tmp_path / "few.sqlite", DigitsProtocol(), shipped=[], train_fn=fixture_trainer)
     few.query(*SPECS[0])
