@@ -41,6 +41,27 @@ class FixtureTable:
         return self._best
 
 
+def fake_space(specs: Sequence[tuple], best_test_error: float = 0.0) -> type:
+    """TEST FIXTURE: a stand-in for SearchSpace whose spaces 1-3 each hold exactly `specs` (hand-written
+    (matrix, ops) pairs), for tabulation tests that must not enumerate a real space."""
+
+    class FakeSpace:
+        def __init__(self, number: int) -> None:
+            self.best_test_error = best_test_error
+            if number not in (1, 2, 3):
+                from bench.search.spaces import UnknownSpaceError
+
+                raise UnknownSpaceError(f"unknown search space {number!r}; choose 1, 2 or 3")
+
+        def unique_specs(self, cache_dir: Path | None = None, n_jobs: int = 1) -> dict:
+            return {hash_spec(*s): (np.asarray(s[0]), list(s[1])) for s in specs}
+
+        def architecture_counts(self, cache_dir: Path | None = None) -> dict[str, int]:
+            return {h: i + 1 for i, h in enumerate(self.unique_specs())}  # FIXTURE weights 1, 2, 3, ...
+
+    return FakeSpace
+
+
 def make_toy_data() -> SearchData:
     """TEST FIXTURE: random 8x8 single-channel images, enough to exercise every code path in seconds."""
     g = torch.Generator().manual_seed(0)

@@ -106,7 +106,7 @@ def split_halves(x: Tensor, y: Tensor, train_portion: float) -> tuple[Tensor, Te
 
 def load_digits_search_data(train_portion: float, data_limit: int | None = None) -> SearchData:
     """The embedded benchmark's search data: the train split of scikit-learn's 8x8 digits."""
-    from bench.truth.digits import load_digits_splits
+    from bench.data.digits import load_digits_splits
 
     x, y = load_digits_splits()["train"]
     x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)

@@ -13,7 +13,8 @@ import pytest
 from bench import run as cli
 from bench.runs import results
 from bench.search.spaces import SearchSpace
-from bench.truth.nb101 import NB101Table, metrics_from_final, records_for_spec, write_tfrecord
+from bench.truth.fixtures import metrics_from_final, records_for_spec, write_tfrecord
+from bench.truth.nb101 import NB101Table
 from tests.helpers import write_fake_cifar
 
 TINY = ["--set", "batch_size=8", "--set", "init_channels=2", "--set", "cells_per_stack=1", "--set",
