@@ -68,7 +68,7 @@ def harness_gdas_hessian(opt, alphas, noise, tau, xy) -> np.ndarray:
 
 def test_gdas_hessian_is_the_scripts_and_scales_with_one_over_tau_squared() -> None:
     opt = gdas_double(2.0)
-    xy = (batch(3, n=16)[0].double(), batch(3, n=16)[1])
+    xy = (batch(3, n=8)[0].double(), batch(3, n=8)[1])
     noise = shared_noise(opt)
     alphas = [a.detach().clone() for a in opt.ctx.alphas]
     h1 = harness_gdas_hessian(opt, alphas, noise, 2.0, xy)
