@@ -65,8 +65,9 @@ def open_table(benchmark: str, paths: Any) -> Any:
 
         return NB101Table.load(paths.nb101)
     from bench.truth.digits import DigitsBenchmark
+    from bench.truth.digits_protocol import RUN_PROTOCOL
 
-    return DigitsBenchmark()
+    return DigitsBenchmark(protocol=RUN_PROTOCOL)
 
 
 def load_data(cfg: RunConfig, paths: Any) -> SearchData:
