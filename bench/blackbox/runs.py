@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import platform
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,21 +167,6 @@ def benchmark_note(name: str) -> str:
     return f"ground truth '{name}'"
 
 
-def _git_revision() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def config_record(request: BlackboxRequest, table: GroundTruth, best: float) -> dict[str, Any]:
     import optuna
 
@@ -196,7 +180,7 @@ def config_record(request: BlackboxRequest, table: GroundTruth, best: float) -> 
             "numpy": np.__version__,
             "optuna": optuna.__version__,
         },
-        "git_revision": _git_revision(),
+        "git_revision": results.git_revision(),
     }
 
 

@@ -256,3 +256,21 @@ def check_compatible(run_dir: Path, config: Mapping[str, Any]) -> None:
     if old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise UsageError(f"{run_dir} holds a run with other settings ({', '.join(diff)}); use another --out")
+
+
+def git_revision() -> str | None:
+    """The harness's git commit, for config.json (None outside a checkout)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None

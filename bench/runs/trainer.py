@@ -468,25 +468,8 @@ def config_record(cfg: RunConfig, trainer: Trainer, extra: dict[str, Any]) -> di
             "torch": torch.__version__,
             "numpy": np.__version__,
         },
-        "git_revision": git_revision(),
+        "git_revision": results.git_revision(),
         "best_test_error": trainer.best_test_error,
     }
     record.update(extra)
     return record
-
-
-def git_revision() -> str | None:
-    import subprocess
-
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
