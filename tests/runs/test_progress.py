@@ -77,6 +77,8 @@ def test_quiet_still_shows_failures(tmp_path, capsys) -> None:
         *TINY,
         "--set",
         "w_lr=1e30",
+        "--set",
+        "w_lr_min=1e30",  # the paper schedule steps first: a 1-epoch run trains at w_lr_min
     ]
     assert fixture_main(argv) == 1
     err = capsys.readouterr().err
