@@ -14,9 +14,14 @@ _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 _LATEX_SYMBOLS = {"±": r"$\pm$", "–": "--", "—": "---", "α": r"$\alpha$", "λ": r"$\lambda$", "‖": r"$\|$"}
 
 
+def _text(shown: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as text; a missing value is an empty cell (pandas' string dtype keeps it missing)."""
+    return shown.map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v))
+
+
 def markdown(shown: pd.DataFrame, title: str = "", notes: Sequence[str] = ()) -> str:
     """A GitHub-flavoured Markdown table (no `tabulate` dependency)."""
-    cells = shown.astype(str).map(lambda s: s.replace("|", r"\|"))
+    cells = _text(shown).map(lambda s: s.replace("|", r"\|"))
     lines = [f"**{title}**", ""] if title else []
     lines.append("| " + " | ".join(map(str, shown.columns)) + " |")
     lines.append("| " + " | ".join("---" for _ in shown.columns) + " |")
@@ -46,7 +51,7 @@ def latex(shown: pd.DataFrame, caption: str = "", label: str = "", notes: Sequen
     lines += [rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
     lines.append(" & ".join(latex_escape(c) for c in shown.columns) + r" \\")
     lines.append(r"\midrule")
-    for row in shown.astype(str).itertuples(index=False):
+    for row in _text(shown).itertuples(index=False):
         lines.append(" & ".join(latex_escape(v) for v in row) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     if notes:
@@ -59,7 +64,7 @@ def html_table(shown: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-        for row in shown.astype(str).itertuples(index=False)
+        for row in _text(shown).itertuples(index=False)
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 

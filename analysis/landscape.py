@@ -1,12 +1,17 @@
 """`python -m analysis.landscape RUN_DIR [RUN_DIR ...] -o OUT [--grid 21] [--batches N]`
 
-The one-shot validation accuracy over a 2-D slice of architecture space around each run's final
-alphas, side by side (as SDARTS showed for DARTS against SDARTS): α(x, y) = α* + x·d₁ + y·d₂ on a grid
-over [-1.5, 1.5]², mixing weights softmax(α(x, y)) row-wise, the supernet in eval mode on the first
-N validation batches. d₁, d₂ are random Gaussian directions from a fixed seed, each row ("filter")
-rescaled to the norm of the matching row of α* (`--norm tensor`: each tensor to the tensor's norm),
-so the slice has the same relative size for every run. A sharp peak means that a small change of the
-architecture loses accuracy; a flat plateau is what SDARTS and MS-DARTS aim for.
+The one-shot validation accuracy over a 2-D slice of architecture space around each run's final alphas,
+side by side (as SDARTS showed for DARTS against SDARTS): α(x, y) = α* + x·d₁ + y·d₂ on a grid over
+[-1.5, 1.5]², mixing weights = the run's optimizer plug-in's one-shot weights of α(x, y)
+(`oneshot_weights`: softmax(α) row-wise for the gradient methods; the argmax cell, one-hot, for the
+sampling methods GDAS and ENAS; RSWS's alphas as they are, its 0/1 incumbent at the centre), run through
+the plug-in's `forward` (only the chosen ops run where the plug-in says so), on the first N validation
+batches with BatchNorm as the run's one-shot accuracy treats it (default: statistics re-estimated at each
+point's weights); at the centre this is the trainer's one-shot accuracy. d₁, d₂ are
+random Gaussian directions from a fixed seed, each row ("filter") rescaled to the norm of the matching
+row of α* (`--norm tensor`: each tensor to the tensor's norm), so the slice has the same relative size
+for every run. A sharp peak means that a small change of the architecture loses accuracy; a flat plateau
+is what SDARTS and MS-DARTS aim for.
 
 Needs each run's checkpoint.pt and its search data (digits: built in; nb101: CIFAR-10 via
 --data-dir). Writes landscape.png/.pdf, landscape.csv (run, x, y, accuracy) and landscape.txt.
@@ -29,6 +34,7 @@ from analysis import cli, plotting
 from analysis.load import AnalysisError
 from analysis.names import display_name
 from bench.data.splits import SearchData
+from bench.runs import oneshot
 from bench.runs.device import DeviceError
 from bench.runs.restore import RestoredRun, RestoreError, load_run
 
@@ -83,29 +89,29 @@ def _batches(data: SearchData, batch_size: int, n: int) -> list[tuple[torch.Tens
     ]
 
 
-@torch.no_grad()
 def evaluate(
     restored: RestoredRun, coords: np.ndarray, d1: list[np.ndarray], d2: list[np.ndarray], batches: int
 ) -> tuple[np.ndarray, int]:
-    """Accuracy at every grid point (eval-mode BN, softmax mixing of the perturbed alphas)."""
-    model, device = restored.model, restored.device
-    model.eval()
+    """Accuracy at every grid point: the plug-in's one-shot weights of the perturbed alphas, measured as
+    the trainer's one-shot accuracy is (BN as the run's `oneshot_bn`: by default statistics re-estimated
+    at each point's weights), so the centre is that accuracy."""
+    cfg, device, plugin = restored.cfg, restored.device, restored.plugin
+    data = restored.data
+    n_images = min(batches * min(cfg.batch_size, len(data.x_valid)), len(data.x_valid))
+    evaluate_at = oneshot.Evaluator(
+        restored.model, data.x_valid[:n_images], data.y_valid[:n_images],
+        recal_x=data.x_train[: cfg.bn_recal_batches * cfg.batch_size],
+        batch_size=cfg.batch_size, device=device,
+    )  # fmt: skip
     center = [a.detach().cpu().double().numpy() for a in restored.alphas]
-    data = [
-        (x.to(device), y.to(device)) for x, y in _batches(restored.data, restored.cfg.batch_size, batches)
-    ]
-    n_images = sum(len(y) for _, y in data)
     acc = np.zeros((len(coords), len(coords)))
     points = [(i, j) for j in range(len(coords)) for i in range(len(coords))]
     for i, j in tqdm(points, desc=f"landscape {restored.run_dir.name}", unit="pt", leave=False):
-        weights = [
-            torch.softmax(
-                torch.as_tensor(c + coords[i] * a + coords[j] * b, dtype=torch.float32, device=device), -1
-            )
+        alphas = [
+            torch.as_tensor(c + coords[i] * a + coords[j] * b, dtype=torch.float32, device=device)
             for c, a, b in zip(center, d1, d2, strict=True)
         ]
-        correct = sum(int((model(x, weights).argmax(1) == y).sum()) for x, y in data)
-        acc[j, i] = correct / n_images
+        acc[j, i] = evaluate_at(plugin.forward, plugin.oneshot_weights(alphas), cfg.oneshot_bn).acc
     return acc, n_images
 
 
@@ -167,7 +173,9 @@ def plot(landscapes: Sequence[Landscape], title: str = "") -> Figure:
     plotting.suptitle(fig, title or "One-shot validation accuracy around the final architecture parameters")
     n = ", ".join(str(ls.n_images) for ls in landscapes)
     plotting.footnote(
-        fig, f"eval-mode supernet, softmax mixing of α* + x·d₁ + y·d₂; validation images per run: {n}."
+        fig,
+        "supernet (BN re-estimated per point) at each optimizer's one-shot weights of α* + x·d₁ + y·d₂ "
+        f"(softmax; the argmax cell for GDAS and ENAS); validation images per run: {n}.",
     )
     return fig
 

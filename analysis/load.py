@@ -150,6 +150,8 @@ def _flatten_config(record: dict[str, Any]) -> dict[str, Any]:
             out[f"meta.{key}"] = record[key]
     for key, value in (record.get("versions") or {}).items():
         out[f"meta.versions.{key}"] = value
+    for key, value in (record.get("random_baseline") or {}).items():  # regret of a random architecture
+        out[f"meta.random_baseline.{key}"] = value
     return {k: (json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v) for k, v in out.items()}
 
 

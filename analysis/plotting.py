@@ -94,8 +94,13 @@ def curve_panels(
     empty_text: dict[int, str] | None = None,
     order: str | None = None,
     integer_x: bool = False,
+    baselines: dict[int, tuple[float, float, float]] | None = None,
+    baseline_label: str = "random architecture",
 ) -> Figure:
     """One panel per space, one line (+ band) per group; legend labels carry the seed count.
+
+    `baselines` maps a space to a horizontal reference (value, band low, band high), drawn in grey
+    behind the groups (e.g. the regret of a uniformly random architecture).
 
     `stats` has columns space, group, `x`, `y`, optional band columns and `n` (seeds at that point).
     Points are joined in the order of `order` (default: `x`). A panel without data says why
@@ -105,6 +110,10 @@ def curve_panels(
     fig, axes = panels(len(spaces))
     for ax, space in zip(axes, spaces, strict=True):
         sub = stats[stats["space"] == space]
+        if baselines and space in baselines and not sub.empty:
+            value, low, high = baselines[space]
+            ax.axhspan(low, high, color="0.5", alpha=0.12, lw=0)
+            ax.axhline(value, color="0.35", ls="--", lw=1.2, label=baseline_label)
         for group in groups:
             line = sub[sub["group"] == group].sort_values(order or x)
             if line.empty:

@@ -10,6 +10,11 @@ On NAS-Bench-101 the reference is the space's best single-run test error (the re
 choice); on the embedded digits benchmark it is the lowest mean test error of the fully tabulated
 space, and regret is empty (reported) in spaces not yet tabulated.
 
+Where the runs' config.json carries the table's random baseline (the regret of a uniformly random unique
+model of the space, computed from the full table), the plot draws it (dashed, with its 10-90 % band)
+and the table adds a "random architecture" row per space: an optimizer must beat it to have found
+anything.
+
 Writes regret.png/.pdf, regret_curves.csv, regret_final.csv/.md/.tex and, with problems, warnings.txt.
 """
 
@@ -40,6 +45,8 @@ from analysis.stats import (
 
 STEM = "regret"
 KEYS = ["space", "group"]
+RANDOM = "random architecture"
+BASELINE_COLUMNS = {"mean": "random_regret_mean", "p10": "random_regret_p10", "p90": "random_regret_p90"}
 
 
 @dataclass
@@ -48,6 +55,17 @@ class Regret:
     final: pd.DataFrame  # one row per space x group
     issues: list[Issue]
     notes: list[str]
+    baseline: pd.DataFrame  # space, random_regret_mean/p10/p90: the random architecture, where known
+
+
+def random_baselines(res: Results) -> pd.DataFrame:
+    """Per space, the regret of a uniformly random architecture recorded in the runs' config.json."""
+    cols = {f"meta.random_baseline.{k}": v for k, v in BASELINE_COLUMNS.items()}
+    if not set(cols) <= set(res.runs.columns):
+        return pd.DataFrame(columns=["space", *cols.values()])
+    frame = res.runs[["space", *cols]].rename(columns=cols)
+    frame[list(cols.values())] = frame[list(cols.values())].apply(pd.to_numeric, errors="coerce")
+    return frame.dropna().groupby("space", as_index=False).first()
 
 
 def _stat(frame: pd.DataFrame, value: str, prefix: str) -> pd.DataFrame:
@@ -84,6 +102,8 @@ def compute(res: Results) -> Regret:
     table = (
         table.sort_values(["space", "_order"]).drop(columns=["_order", "n_selected"]).reset_index(drop=True)
     )
+    baseline = random_baselines(res)
+    table = table.merge(baseline, on="space", how="left")
     problems = issues.dedupe([*res.issues_of(*measures.RUN_KINDS), *found])
     notes = [
         f"{benchmark_title(res.benchmark)}; {regret_reference(res.benchmark)}.",
@@ -97,13 +117,41 @@ def compute(res: Results) -> Regret:
             "test regret empty in space(s) " + ", ".join(map(str, untabulated)) + ": no optimum is known "
             "there (on digits: space not fully tabulated; python -m bench.tabulate); test error still shown."
         )
+    if not baseline.empty:
+        notes.append(
+            f"{RANDOM}: test regret of a uniformly random unique model of the space, mean [10th, 90th "
+            "percentile], computed from the full table."
+        )
     if note := issues.short_note(problems):
         notes.append(note)
-    return Regret(curves, table, problems, notes)
+    return Regret(curves, table, problems, notes, baseline)
 
 
 def shown(reg: Regret) -> pd.DataFrame:
     t = reg.final
+    rows = _shown_optimizers(t)
+    if reg.baseline.empty:
+        return rows
+    random = pd.DataFrame(
+        {
+            "space": reg.baseline["space"],
+            "optimizer": RANDOM,
+            "seeds": "–",
+            "test error (mean ± std)": "–",
+            "test regret (mean ± std)": [
+                f"{m:.4f} [{lo:.4f}, {hi:.4f}]"
+                for m, lo, hi in reg.baseline[list(BASELINE_COLUMNS.values())].itertuples(index=False)
+            ],
+            "left out": "–",
+        }
+    )
+    order = {s: i for i, s in enumerate(t["space"].unique())}
+    both = pd.concat([rows.assign(_r=0), random[random["space"].isin(order)].assign(_r=1)])
+    both = both.assign(_s=both["space"].map(order)).sort_values(["_s", "_r"], kind="stable")
+    return both.drop(columns=["_s", "_r"]).reset_index(drop=True)
+
+
+def _shown_optimizers(t: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "space": t["space"],
@@ -154,6 +202,11 @@ def plot(reg: Regret, res: Results) -> Figure:
         empty_text={
             s: f"no test regret in space {s}:\nno optimum known (space not tabulated)" for s in res.spaces
         },
+        baselines={
+            int(r.space): (r.random_regret_mean, r.random_regret_p10, r.random_regret_p90)
+            for r in reg.baseline.itertuples(index=False)
+        },
+        baseline_label=f"{RANDOM} (10–90 %)",
     )
     per_line = seeds_per_line(reg.curves, res.groups())
     note = (

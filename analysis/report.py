@@ -2,6 +2,7 @@
 
 Figure 3 (eigenvalue curves), Table 4 (eigenvalue per MS-DARTS bandwidth, final epoch and whole
 search), the test-regret curves and final table, Figure 4 (loss against distance to the final alphas),
+the one-shot vs ground-truth correlation (runs with `correlation_every`),
 optionally the accuracy landscapes (`--landscape`: needs checkpoints and the search data; one run per
 optimizer and space, the lowest complete seed), the seeds behind every number, the settings that differ
 between runs, and every data problem found. Images are embedded as base64 PNG, so OUT/report.html can
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from analysis import cli, export, figure3, figure4, issues, plotting, regret, settings, table4
+from analysis import cli, correlation, export, figure3, figure4, issues, plotting, regret, settings, table4
 from analysis.issues import Issue
 from analysis.load import AnalysisError, Results
 from analysis.names import benchmark_title
@@ -74,6 +75,13 @@ def regret_section(res: Results) -> Section:
     body = _figure(regret.plot(reg, res), "Test regret per epoch (log y), mean over seeds with 95% t-band.")
     body += "<h3>Final epoch</h3>" + export.html_table(regret.shown(reg)) + _notes(reg.notes)
     return Section("Test regret (NAS-Bench-1Shot1 style)", body, reg.issues)
+
+
+def correlation_section(res: Results) -> Section:
+    corr = correlation.compute(res)
+    body = _figure(correlation.plot(corr, res, "spearman_valid"), corr.caption)
+    body += _figure(correlation.plot(corr, res, "top10_overlap_valid"), "Top-10 % overlap, same models.")
+    return Section("One-shot vs ground-truth correlation (NAS-Bench-1Shot1)", body, corr.issues)
 
 
 def figure4_section(res: Results) -> Section:
@@ -132,6 +140,8 @@ def build(res: Results, args: argparse.Namespace) -> tuple[str, list[Issue]]:
         _guarded("Test regret", lambda: regret_section(res)),
         _guarded("Figure 4", lambda: figure4_section(res)),
     ]
+    if correlation.measured(res):
+        sections.append(_guarded("Correlation", lambda: correlation_section(res)))
     if args.landscape:
         sections.append(_guarded("Accuracy landscapes", lambda: landscape_section(res, args)))
     sections.append(settings_section(res))

@@ -110,22 +110,25 @@ def build_requests(args: argparse.Namespace, benchmark: str) -> list[RunRequest]
 
 
 def summary_table(outcomes: Sequence[Any], root: Path | None = None) -> str:
-    lines = [
-        "run | state | epochs | test acc (mean of 3) | regret | eig",
-        "--- | --- | --- | --- | --- | ---",
-    ]
+    """One aligned row per run of this command (`python -m bench.status` shows a whole tree)."""
+    from bench.runs.status import fmt_duration, fmt_number, format_table
 
-    def fmt(row: dict[str, Any], key: str, spec: str = ".4f") -> str:
-        v = row.get(key)
-        return "-" if v is None or v != v else format(v, spec)
-
+    rows = []
     for o in outcomes:
         row = o.last_row or {}
-        lines.append(
-            f"{_short(o.run_dir, root)} | {o.state} | {o.epochs} | {fmt(row, 'test_acc_mean')} | "
-            f"{fmt(row, 'test_regret')} | {fmt(row, 'hessian_eig_max', '.4g')}"
+        rows.append(
+            (
+                _short(o.run_dir, root),
+                o.state,
+                str(o.epochs),
+                fmt_number(row.get("test_acc_mean"), ".4f"),
+                fmt_number(row.get("test_regret"), ".4f"),
+                fmt_number(row.get("hessian_eig_max"), ".4g"),
+                fmt_duration(row.get("wallclock_s")),
+            )
         )
-    return "\n".join(lines)
+    header = ("run", "state", "epochs", "test acc (mean of 3)", "regret", "eig", "wall")
+    return format_table(header, rows)
 
 
 def _short(path: Path, root: Path | None) -> str:
@@ -145,7 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--benchmark", choices=BENCHMARKS, default="auto", help="ground truth (default: auto)")
     p.add_argument(
-        "--preset", choices=PRESETS, default="paper", help="paper protocol, or quick for CPU minutes"
+        "--preset",
+        choices=PRESETS,
+        default="paper",
+        help="paper: the published scripts' protocol; corrected: the harness's corrections; "
+        "quick: paper shrunk to CPU minutes",
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE[,VALUE...]", help="override any setting")
     p.add_argument("--out", default="results", help="results root (default: results/)")
@@ -168,18 +175,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--dask", metavar="ADDRESS", default=None, help="run on a Dask cluster, e.g. tcp://host:8786"
     )
     p.add_argument("--force", action="store_true", help="start over: move existing runs to <out>/.replaced/")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bars: one log line per epoch, as in a file"
+    )
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="only warnings, errors and the summary")
+    loud.add_argument("-v", "--verbose", action="store_true", help="debug lines; tracebacks on the terminal")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    from bench.runs import executors
+    from bench.runs import executors, runlog
+
+    # Bars only on a terminal; in a file (nohup, CI, Slurm) every line has a time and names its run.
+    console = runlog.Console.for_cli(quiet=args.quiet, verbose=args.verbose, progress=not args.no_progress)
+    runlog.configure(console)
     from bench.runs.device import resolve_device
     from bench.runs.parts import resolve_benchmark
 
@@ -201,27 +213,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:  # names the problem and the fix
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
     executors.spread_over_gpus(requests)
-    progress = not args.no_progress
     # A scheduler's TERM is handled like Ctrl-C: runs keep their last epoch and the worker pool is
     # shut down with the parent instead of being left running as orphans.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with logging_redirect_tqdm():
-            if args.dask:
-                outcomes = executors.run_dask(
-                    requests, table_factory, data_factory, args.dask, progress, args.force, args.threads
-                )
-            elif args.jobs > 1:
-                outcomes = executors.run_joblib(
-                    requests, table_factory, data_factory, args.jobs, progress, args.force, args.threads
-                )
-            else:
-                outcomes = executors.run_serial(
-                    requests, table_factory, data_factory, progress, args.force, args.threads
-                )
+        if args.dask:
+            outcomes = executors.run_dask(
+                requests, table_factory, data_factory, args.dask, console, args.force, args.threads
+            )
+        elif args.jobs > 1:
+            outcomes = executors.run_joblib(
+                requests, table_factory, data_factory, args.jobs, console, args.force, args.threads
+            )
+        else:
+            outcomes = executors.run_serial(
+                requests, table_factory, data_factory, console, args.force, args.threads
+            )
     except KeyboardInterrupt:
         print("interrupted: completed epochs are saved; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -9,8 +9,13 @@ each hook below is a seam a variant can override without copying the rest:
 - `arch_step(batch_val)`: update the alphas.
 - `weight_step_weights(batch_train)`: the mixing weights the weight step trains with; the seam
   where SDARTS and MS-DARTS perturb the architecture.
-- `eval_weights(alphas)` / `oneshot_weights(alphas)`: the mixing weights the Hessian / the one-shot
-  accuracy (and the correlation analysis) measure at.
+- `eval_weights(alphas)` / `oneshot_weights(alphas)`: the deterministic mixing weights the Hessian
+  (`--set hessian_weights=eval`) / the one-shot accuracy (and the correlation analysis) measure at.
+- `hessian_mixing()`: the function alpha -> mixing weights the Hessian differentiates with the paper's
+  `hessian_weights=search`: by default the arch step's `arch_weights`, run through `forward`
+  (GDAS: its Gumbel sample at the current tau, noise frozen for the measurement).
+- `preset_settings(preset)`: the method's own protocol under a preset (epoch budget, RSWS's batch
+  size and clip, ...), applied by bench.runs.config after the preset's run settings.
 - `forward(x, weights)`: how the supernet is called (GDAS passes the sampled op per block).
 - `on_epoch_start(epoch)`: schedules (temperature, perturbation radius, ...).
 - `on_epoch_end(epoch)`: after the epoch's steps, before discretization (RSWS picks its incumbent).
@@ -21,7 +26,7 @@ How to add an optimizer (one file plus its tests): docs/adding_an_optimizer.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -51,6 +56,14 @@ class SearchContext:
     grad_clip: float
     epochs: int
     weight_params: list[Tensor] = field(default_factory=list)
+    # False: zero the weight gradients in place, as PyTorch 1.3 did, so weights a step did not use still
+    # move by weight decay and momentum (the scripts); True: set them to None, those weights stand still.
+    zero_grad_set_to_none: bool = True
+    # epoch -> an endless stream of validation batches (successive shuffled passes over the architecture
+    # half, each ending with its smaller last batch, augmented like the search data), for plug-ins that
+    # score candidates on data of their own (RSWS); None where no data were built (unit tests).
+    validation_stream: Callable[[int], Iterator[Batch]] | None = None
+    validation_pass: int | None = None  # batches in one such pass
 
 
 @dataclass
@@ -87,6 +100,13 @@ class OneShotOptimizer:
         return {}
 
     @classmethod
+    def preset_settings(cls, preset: str) -> dict[str, Any]:
+        """Run settings or hyperparameters of this plug-in that its protocol sets under the preset layer
+        `preset` ("paper", "corrected", "quick"), on top of that layer's run settings; e.g.
+        {"epochs": 50}. Explicit `--set` values still win. Default: nothing beyond the preset."""
+        return {}
+
+    @classmethod
     def check_run(cls, cfg: Any, hp: Any) -> None:
         """Raise bench.errors.ConfigError if this plug-in cannot run with the run's settings `cfg`
         (a bench.runs.config.RunConfig); called when the config validates itself."""
@@ -106,6 +126,13 @@ class OneShotOptimizer:
     def eval_weights(self, alphas: Sequence[Tensor]) -> list[Tensor]:
         """Mixing weights at which the Hessian is measured (deterministic, differentiable in alphas)."""
         return row_softmax(alphas)
+
+    def hessian_mixing(self) -> Callable[[Sequence[Tensor]], list[Tensor]]:
+        """alpha -> mixing weights for the Hessian as the method searches (`hessian_weights=search`),
+        run through `forward`. Called once per measurement, and every call of the function it returns
+        must give the same weights for the same alphas (Lanczos may evaluate it once per Hessian-vector
+        product): a stochastic method draws its noise here, once. Default: `arch_weights`."""
+        return self.arch_weights
 
     def oneshot_weights(self, alphas: Sequence[Tensor]) -> list[Tensor]:
         """Mixing weights at which the one-shot accuracy measures the supernet: the way this method
@@ -145,7 +172,7 @@ class OneShotOptimizer:
     def weight_step(self, batch_train: Batch, weights: Sequence[Tensor]) -> StepStats:
         x, y = batch_train
         self.ctx.model.train()
-        self.ctx.w_optim.zero_grad(set_to_none=True)
+        self.ctx.w_optim.zero_grad(set_to_none=self.ctx.zero_grad_set_to_none)
         logits = self.forward(x, weights)
         loss = F.cross_entropy(logits, y)
         loss.backward()

@@ -10,16 +10,18 @@ simplex, and take the weight step there (A used as is, no softmax). The alphas a
   (BatchNorm on running statistics); if the attacked loss ends below the clean loss, the clean A is
   used.
 
-Projection (ADV): the released code clamps to the box and then applies the simplex clip, which can
-leave the box again (the renormalization rescales the row). By default this plug-in projects exactly
-onto the intersection of the box and the simplex (`projection=exact`), so the perturbation provably
-stays within epsilon; `--set projection=clip` reproduces the released code's two-stage clip.
+Projection (ADV): the released code (SDARTS `attacker/perturb.py`) clamps to the box and then applies
+the simplex clip, which can leave the box again (the renormalization rescales the row). The paper preset
+does the same (`projection=clip`, the default); the corrected preset projects exactly onto the
+intersection of the box and the simplex (`projection=exact`), so the perturbation provably stays within
+epsilon.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -57,7 +59,7 @@ class SdartsRSHyperparameters:
 @dataclass
 class SdartsADVHyperparameters(SdartsRSHyperparameters):
     steps: int = 7  # PGD iterations; the step size is 2 * epsilon / steps
-    projection: str = "exact"  # exact: onto box ∩ simplex; clip: the released code's box clamp + clip
+    projection: str = "clip"  # clip: the released code's box clamp + simplex clip; exact: onto box ∩ simplex
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -88,6 +90,10 @@ class SdartsADV(SdartsRS):
     """Adversarial smoothing: the mixing weights the PGD attack on the training loss finds."""
 
     Hyperparameters = SdartsADVHyperparameters
+
+    @classmethod
+    def preset_settings(cls, preset: str) -> dict[str, Any]:
+        return {"projection": "exact"} if preset == "corrected" else {}
 
     def perturb(self, clean: list[Tensor], batch_train: Batch, epsilon: float) -> list[Tensor]:
         with eval_mode(self.ctx.model):

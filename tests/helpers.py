@@ -3,8 +3,9 @@ files) and small builders. Fixtures that wrap them live in conftest.py."""
 
 from __future__ import annotations
 
+import itertools
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,27 @@ class FixtureTable:
 
     def best_test_error(self, space: int) -> float | None:
         return self._best
+
+
+def fake_space(specs: Sequence[tuple], best_test_error: float = 0.0) -> type:
+    """TEST FIXTURE: a stand-in for SearchSpace whose spaces 1-3 each hold exactly `specs` (hand-written
+    (matrix, ops) pairs), for tabulation tests that must not enumerate a real space."""
+
+    class FakeSpace:
+        def __init__(self, number: int) -> None:
+            self.best_test_error = best_test_error
+            if number not in (1, 2, 3):
+                from bench.search.spaces import UnknownSpaceError
+
+                raise UnknownSpaceError(f"unknown search space {number!r}; choose 1, 2 or 3")
+
+        def unique_specs(self, cache_dir: Path | None = None, n_jobs: int = 1) -> dict:
+            return {hash_spec(*s): (np.asarray(s[0]), list(s[1])) for s in specs}
+
+        def architecture_counts(self, cache_dir: Path | None = None) -> dict[str, int]:
+            return {h: i + 1 for i, h in enumerate(self.unique_specs())}  # FIXTURE weights 1, 2, 3, ...
+
+    return FakeSpace
 
 
 def make_toy_data() -> SearchData:
@@ -83,7 +105,7 @@ def write_fake_cifar(
 
 
 # Small settings for the slow parts of some plug-ins; the defaults are checked separately.
-FAST = {"rsws": {"eval_archs": 4}, "sdarts-adv": {"steps": 2}}
+FAST = {"rsws": {"eval_archs": 4}, "sdarts-adv": {"steps": 2}, "enas": {"controller_steps": 4}}
 
 
 def make_optimizer(name: str, space: int = 1, epochs: int = 10, seed: int = 0, **hp) -> OneShotOptimizer:
@@ -99,7 +121,20 @@ def make_optimizer(name: str, space: int = 1, epochs: int = 10, seed: int = 0, *
     weights = list(model.parameters())
     w_optim = torch.optim.SGD(weights, lr=0.05, momentum=0.9, weight_decay=3e-4)
     a_optim = torch.optim.Adam(alphas, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
-    return cls(SearchContext(model, sp, alphas, w_optim, a_optim, 5.0, epochs, weights), params)
+    ctx = SearchContext(
+        model, sp, alphas, w_optim, a_optim, 5.0, epochs, weights,
+        validation_stream=toy_validation_stream, validation_pass=TOY_VALIDATION_PASS,
+    )  # fmt: skip
+    return cls(ctx, params)
+
+
+TOY_VALIDATION_PASS = 4  # batches in one "pass" of the toy validation stream
+
+
+def toy_validation_stream(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """TEST FIXTURE: an endless stream of distinct random batches for `epoch` (a plug-in's own
+    validation iterator, as the trainer builds it from the data)."""
+    return (batch(10_000 * (epoch + 1) + i) for i in itertools.count())
 
 
 def batch(seed: int, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from platformdirs import user_cache_dir
@@ -26,6 +26,8 @@ from bench.data.install import (
     resolve_data_dir,
     status_lines,
 )
+
+log = logging.getLogger(__name__)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -54,6 +56,17 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def nb101_converter() -> Callable[[Path], object] | None:
+    """The table reader's loader, which converts a tfrecord to its fast cache; None (with a warning)
+    when the reader cannot be imported: the download itself does not need it."""
+    try:
+        from bench.truth.nb101 import NB101Table
+    except ImportError as e:
+        log.warning("cannot import bench.truth.nb101 (%s); skipped conversion to the fast cache", e)
+        return None
+    return NB101Table.load
+
+
 def _run_download(args: argparse.Namespace, data_dir: Path) -> None:
     keys = list(OFFICIAL) if args.dataset == "all" else [args.dataset]
     if len(keys) > 1 and (args.url or args.from_file):
@@ -72,7 +85,7 @@ def _run_download(args: argparse.Namespace, data_dir: Path) -> None:
                 url=args.url,
                 from_file=args.from_file,
                 verify=verify,
-                convert=not args.no_convert,
+                convert=None if args.no_convert else nb101_converter(),
                 policy=policy,
                 progress=progress,
             )

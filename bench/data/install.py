@@ -11,7 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -104,10 +104,10 @@ _NOT_A_CACHE = (".part", ".bad", ".verified", ".tmp", ".lock")
 
 
 def nb101_cache(data_dir: Path) -> Path | None:
-    """The converted fast cache beside the tfrecord, if bench.truth.nb101 has written one.
+    """The converted fast cache beside the tfrecord, if the table reader has written one.
 
-    bench.truth.nb101 owns the cache format and name; here anything named `nasbench_only108.*` other than the
-    tfrecord itself and in-flight/marker files counts.
+    The reader (bench.truth) owns the cache format and name; here anything named `nasbench_only108.*`
+    other than the tfrecord itself and in-flight/marker files counts.
     """
     tfrecord = nb101_path(data_dir)
     stem = tfrecord.name.removesuffix(".tfrecord")
@@ -128,22 +128,17 @@ def locate(data_dir: Path | str | None = None) -> DataPaths:
     return DataPaths(nb101=nb, cifar10=cdir if cifar10.is_complete(cdir) else None)
 
 
-def convert_nb101(tfrecord: Path) -> bool:
-    """Build bench.truth.nb101's fast cache now, so the first run does not pay for it; False when skipped."""
-    try:
-        from bench.truth.nb101 import NB101Table  # lazy: the table reader is optional for downloading
-    except ImportError as e:
-        log.warning("cannot import bench.truth.nb101 (%s); skipped conversion to the fast cache", e)
-        return False
+def convert_nb101(tfrecord: Path, load: Callable[[Path], object]) -> None:
+    """Build the table reader's fast cache now (`load` is e.g. bench.truth.nb101.NB101Table.load, passed
+    in by the CLI: the data layer knows no tables), so the first run does not pay for it."""
     log.info("converting %s to the fast cache (once)", tfrecord)
     try:
-        NB101Table.load(tfrecord)
+        load(tfrecord)
     except (ValueError, OSError) as e:  # the reader's data errors (CRC, truncation) and I/O errors
         raise DataError(
             f"converting {tfrecord} to the fast cache failed ({e}); delete it and download again, "
             "or pass --no-convert to keep it as is"
         ) from e
-    return True
 
 
 def fetch_nb101(
@@ -153,19 +148,20 @@ def fetch_nb101(
     url: str | None = None,
     from_file: Path | None = None,
     verify: bool = True,
-    convert: bool = True,
+    convert: Callable[[Path], object] | None = None,
     policy: RetryPolicy | None = None,
     progress: bool | None = None,
 ) -> Path:
-    """Install the NAS-Bench-101 tfrecord under `data_dir` (download or `from_file`), then convert it."""
+    """Install the NAS-Bench-101 tfrecord under `data_dir` (download or `from_file`), then convert it
+    with `convert` (the table reader's loader; None: leave it for the first run)."""
     dest = data_dir / dataset.filename
     checksum = dataset.checksum if verify else None
     if from_file is not None:
         install_from_file(Path(from_file), dest, checksum, progress=progress)
     else:
         download(url or dataset.url, dest, checksum, policy=policy, progress=progress)
-    if convert:
-        convert_nb101(dest)
+    if convert is not None:
+        convert_nb101(dest, convert)
     return dest
 
 

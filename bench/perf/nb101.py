@@ -32,7 +32,7 @@ import numpy as np
 
 import bench
 from bench.search.graph import HASH_OPS, INPUT, OUTPUT, InvalidSpecError, clear_hash_cache, hash_spec, prune
-from bench.truth import nb101
+from bench.truth import fixtures, nb101, nb101_cache, nb101_wire
 
 OFFICIAL_ARCHS = 423_624
 REPEATS = 3
@@ -136,10 +136,10 @@ def _metrics(va: float, te: float, tr: float, tt: float, params: int) -> bytes:
 
 
 def _check_metrics_encoder() -> None:
-    """The fast encoder above must produce exactly what bench.truth.nb101 writes."""
+    """The fast encoder above must produce exactly what bench.truth.fixtures writes."""
     va, te, tr, tt, p = 0.91, 0.9, 0.99, 1769.5, 8555530
-    ev = nb101.EvaluationData
-    ref = nb101.ModelMetrics(
+    ev = nb101_wire.EvaluationData
+    ref = nb101_wire.ModelMetrics(
         (
             ev(0.0, 0.0, 0.1, 0.1, 0.1),
             ev(54.0, tt / 2, tr * 0.9, va * 0.9, te * 0.9),
@@ -148,7 +148,7 @@ def _check_metrics_encoder() -> None:
         p,
         tt,
     )
-    assert nb101.encode_model_metrics(ref) == _metrics(va, te, tr, tt, p), "benchmark encoder drifted"
+    assert fixtures.encode_model_metrics(ref) == _metrics(va, te, tr, tt, p), "benchmark encoder drifted"
 
 
 def write_synthetic(path: Path, n_archs: int, specs: list[RealSpec], seed: int) -> dict[str, np.ndarray]:
@@ -168,7 +168,7 @@ def write_synthetic(path: Path, n_archs: int, specs: list[RealSpec], seed: int) 
     tr = rng.uniform(0.95, 1.0, (n_archs, REPEATS))
     tt = rng.uniform(1000.0, 5000.0, (n_archs, REPEATS))
     params = rng.integers(200_000, 50_000_000, n_archs)
-    frame = nb101.frame_record
+    frame = fixtures.frame_record
     with open(path, "wb") as f:
         chunk: list[bytes] = []
         for a in order.tolist():
@@ -210,15 +210,15 @@ def padded_cache(path: Path, n_archs: int) -> tuple[Path, int]:
     the official file indexes every spec (~2.9 entries each). The padding keys are >= 2**62, above any
     key of an upper-triangular spec, so they never match a query; the copy is only loaded, for timing.
     """
-    arrays, meta = nb101._read_cache(path)
+    arrays, meta = nb101_cache.read_cache(path)
     keys, rows = arrays["spec_keys"], arrays["spec_rows"]
     n_pad = max(0, round(n_archs * INDEX_ENTRIES_PER_ARCH) - len(keys))
     rng = np.random.default_rng(0)
     pad = np.unique(rng.integers(1 << 62, (1 << 63) - 1, n_pad, dtype=np.int64))
     arrays["spec_keys"] = np.concatenate([keys, pad])
     arrays["spec_rows"] = np.concatenate([rows, rng.integers(0, n_archs, len(pad)).astype(np.int32)])
-    out = path.with_name("SYNTHETIC_padded_index" + nb101.CACHE_SUFFIX)
-    nb101._write_cache(out, arrays, meta)
+    out = path.with_name("SYNTHETIC_padded_index" + nb101_cache.CACHE_SUFFIX)
+    nb101_cache.write_cache(out, arrays, meta)
     return out, len(arrays["spec_keys"])
 
 
@@ -293,8 +293,8 @@ def time_queries(
     res["n_specs"] = (len(specs), len(moved))
     # Which path each query takes (untimed): the stored-spec index, or hashing.
     res["indexed"] = (
-        sum(table._stored_row_of(s.matrix, s.ops) >= 0 for s in specs),
-        sum(table._stored_row_of(s.matrix, s.ops) >= 0 for s in moved),
+        sum(table.indexed_row(s.matrix, s.ops) >= 0 for s in specs),
+        sum(table.indexed_row(s.matrix, s.ops) >= 0 for s in moved),
     )
     for name, group in (("spec_stored", specs), ("spec_moved", moved)):
         clear_hash_cache()
@@ -305,8 +305,8 @@ def time_queries(
 
     # The hash path, as every spec query was before the index (and as specs the index lacks still are):
     # the same table without its index.
-    arrays, meta = nb101._read_cache(cache)
-    for name in nb101._SPEC_ARRAYS:
+    arrays, meta = nb101_cache.read_cache(cache)
+    for name in nb101_cache.SPEC_ARRAYS:
         del arrays[name]
     hashed = nb101.NB101Table(arrays, meta)
     clear_hash_cache()
@@ -348,7 +348,7 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
     assert len(table) == n_archs, (len(table), n_archs)
     cache = nb101.cache_path_for(path)
     cache_mb = cache.stat().st_size / 2**20
-    n_index = len(table._spec_keys)
+    n_index = table.spec_index_size
     del table
 
     padded, n_padded = padded_cache(cache, n_archs)
@@ -356,7 +356,7 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
     loads = fresh_load(path, tries=args.load_tries)
     loads_padded = fresh_load(padded, tries=args.load_tries)
     padded.unlink()
-    assert all(x["source"].endswith(nb101.CACHE_SUFFIX) and x["n"] == n_archs for x in loads), loads
+    assert all(x["source"].endswith(nb101_cache.CACHE_SUFFIX) and x["n"] == n_archs for x in loads), loads
     load = (min(x["load_s"] for x in loads), min(x["load_cpu_s"] for x in loads))
     load_padded = (min(x["load_s"] for x in loads_padded), min(x["load_cpu_s"] for x in loads_padded))
     rss = max(x["rss_mb"] for x in loads)

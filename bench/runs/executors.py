@@ -9,6 +9,7 @@ runs never contend for a file, and the client only receives the small outcome re
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import shutil
@@ -21,8 +22,10 @@ from typing import Any
 
 import torch
 
-from bench.runs import parts, results
+from bench.runs import parts, results, runlog
 from bench.runs.config import RunConfig
+from bench.runs.progress import Display, Watched, describe_epoch
+from bench.runs.runlog import Console
 from bench.runs.trainer import RunOutcome, Trainer, config_record
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,18 @@ class RunRequest:
     def run_dir(self) -> Path:
         c = self.cfg
         return results.run_dir(self.out_root, c.benchmark, c.space, c.optimizer, self.tag, c.seed)
+
+    @property
+    def label(self) -> str:
+        """The name every log line of this run carries: `darts s1 seed0 quick`."""
+        return runlog.run_label(self.cfg.optimizer, self.cfg.space, self.cfg.seed, self.tag)
+
+    @property
+    def epochs(self) -> int:
+        return self.cfg.resolved_epochs(self.cfg.plugin().reference_epochs)
+
+    def watched(self) -> Watched:
+        return Watched(self.label, self.run_dir, self.epochs)
 
 
 # ---- where ground truth and data come from ------------------------------------------------------
@@ -86,18 +101,28 @@ def move_aside(run_dir: Path, out_root: Path) -> Path:
 
 
 def execute(
-    request: RunRequest, table: Any, data_factory: DataFactory, progress: bool = True, force: bool = False
+    request: RunRequest,
+    table: Any,
+    data_factory: DataFactory,
+    force: bool = False,
+    console: Console | None = None,
 ) -> RunOutcome:
-    """Run, resume or skip one request. A diverged or crashed run is marked failed, not raised."""
-    from tqdm import tqdm
+    """Run, resume or skip one request. A diverged or crashed run is marked failed, not raised.
+    Every line it logs (in this thread) names the run, on the terminal and in its run.log."""
+    with runlog.naming(request.label):
+        return _execute(request, table, data_factory, force, console or Console())
 
+
+def _execute(
+    request: RunRequest, table: Any, data_factory: DataFactory, force: bool, console: Console
+) -> RunOutcome:
     run_dir: Path = request.run_dir
     if force and run_dir.exists():
         log.info("--force: moved the old run to %s", move_aside(run_dir, request.out_root))
     status = results.read_json(run_dir / results.STATUS_JSON)
     if status and status.get("state") == "complete":
         rows = results.read_epochs(run_dir / results.EPOCHS_CSV)
-        log.info("already complete, skipping: %s (use --force to start over)", run_dir)
+        log.debug("already complete, skipping: %s (use --force to start over)", run_dir)
         return RunOutcome(run_dir, "skipped", len(rows), rows[-1] if rows else None, "already complete")
     data = data_factory(request.cfg)
     trainer = Trainer(request.cfg, run_dir, table, data, meta={"tag": request.tag})
@@ -107,55 +132,44 @@ def execute(
         "benchmark_note": benchmark_note(request.cfg.benchmark, trainer.best_test_error),
     }
     results.write_json(run_dir / results.CONFIG_JSON, config_record(request.cfg, trainer, extra))
-    handler = logging.FileHandler(run_dir / results.RUN_LOG)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    bench_log = logging.getLogger("bench")
-    old_level = bench_log.level
-    bench_log.setLevel(min(old_level or logging.INFO, logging.INFO))
-    bench_log.addHandler(handler)
-    name = f"{request.cfg.optimizer} s{request.cfg.space} seed{request.cfg.seed}"
-    try:
-        with tqdm(total=trainer.epochs, desc=name, unit="ep", disable=not progress, leave=True) as bar:
+    with runlog.run_log(run_dir / results.RUN_LOG, request.label, console.run_log_level):
+        try:
+            verb = "resuming" if (run_dir / results.CHECKPOINT).exists() else "starting"
+            log.info("%s: %d epochs into %s", verb, trainer.epochs, run_dir)
 
             def on_epoch(row: dict[str, Any]) -> None:
-                bar.n = row["epoch"] + 1
-                bar.set_postfix(
-                    oneshot=f"{row['oneshot_valid_acc']:.3f}",
-                    test=f"{row['test_acc_mean']:.3f}",
-                    eig=f"{row['hessian_eig_max']:.3g}",
-                )
-                log.info(
-                    "epoch %d: one-shot valid acc %.4f, test acc %.4f, eig %.4g, %.1fs",
-                    row["epoch"], row["oneshot_valid_acc"], row["test_acc_mean"], row["hessian_eig_max"],
-                    row["epoch_seconds"],
-                )  # fmt: skip
+                log.info(describe_epoch(row, trainer.epochs))
 
             return trainer.run(on_epoch=on_epoch)
-    except KeyboardInterrupt:
-        trainer.mark("interrupted", "stopped by the user; rerun the same command to resume")
-        log.warning("interrupted: %s keeps its last completed epoch; rerun to resume", run_dir)
-        raise
-    except Exception as exc:  # one failed run must not stop a grid
-        reason = f"{type(exc).__name__}: {exc}"
-        log.error("run failed: %s\n%s", reason, traceback.format_exc())
-        trainer.mark("failed", reason)
-        return RunOutcome(
-            run_dir, "failed", len(trainer.rows), trainer.rows[-1] if trainer.rows else None, reason
-        )
-    finally:
-        bench_log.removeHandler(handler)
-        bench_log.setLevel(old_level)
-        handler.close()
+        except KeyboardInterrupt:
+            trainer.mark("interrupted", "stopped by the user; rerun the same command to resume")
+            # INFO: the command says so once for all runs (a worker's warning would cut the bars).
+            log.info("interrupted: %s keeps its last completed epoch; rerun to resume", run_dir)
+            raise
+        except Exception as exc:  # one failed run must not stop a grid
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("run failed: %s (traceback in %s)", reason, run_dir / results.RUN_LOG)
+            log.error("traceback:\n%s", traceback.format_exc(), extra={runlog.RUN_LOG_ONLY: True})
+            trainer.mark("failed", reason)
+            return RunOutcome(
+                run_dir, "failed", len(trainer.rows), trainer.rows[-1] if trainer.rows else None, reason
+            )
 
 
 def _in_worker(
-    request: RunRequest, table_factory: TableFactory, data_factory: DataFactory, threads: int, force: bool
+    request: RunRequest,
+    table_factory: TableFactory,
+    data_factory: DataFactory,
+    threads: int,
+    force: bool,
+    console: Console,
 ) -> RunOutcome:
-    """A run in a fresh process: its own thread budget, table connection and data."""
+    """A run in a fresh process: its own thread budget, table connection, data and terminal logging."""
     torch.set_num_threads(threads)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return execute(request, table_factory(), data_factory, progress=False, force=force)
+    runlog.configure(console)
+    with runlog.naming(request.label):
+        table = table_factory()
+    return execute(request, table, data_factory, force=force, console=console)
 
 
 # ---- many runs -----------------------------------------------------------------------------------
@@ -173,15 +187,21 @@ def run_serial(
     requests: Sequence[RunRequest],
     table_factory: TableFactory,
     data_factory: DataFactory,
-    progress: bool,
+    console: Console,
     force: bool,
     threads: int = 1,
 ) -> list[RunOutcome]:
+    """One run after another in this process; each logs its own epochs, the display draws the bars."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
+    outcomes = []
     try:
         table = table_factory()
-        return [execute(r, table, data_factory, progress=progress, force=force) for r in requests]
+        with Display([r.watched() for r in requests], console) as display:
+            for r in requests:
+                outcomes.append(execute(r, table, data_factory, force=force, console=console))
+                display.finished(outcomes[-1])
+        return outcomes
     finally:
         torch.set_num_threads(before)
 
@@ -191,20 +211,27 @@ def run_joblib(
     table_factory: TableFactory,
     data_factory: DataFactory,
     jobs: int,
-    progress: bool,
+    console: Console,
     force: bool,
     threads: int = 1,
 ) -> list[RunOutcome]:
-    """Independent runs in `jobs` processes, each with `threads` torch threads."""
-    from joblib import Parallel, delayed
-    from tqdm import tqdm
+    """Independent runs in `jobs` processes, each with `threads` torch threads.
 
-    tasks = (delayed(_in_worker)(r, table_factory, data_factory, threads, force) for r in requests)
+    The workers share this terminal, so they print only warnings and errors (a line of theirs would
+    cut the bars); their epochs reach the terminal through the display, which reads their files and
+    logs each epoch under the run's name. Everything is in each run's run.log as well.
+    """
+    from joblib import Parallel, delayed
+
+    quiet_worker = dataclasses.replace(console, level=max(console.level, logging.WARNING), bars=False)
+    tasks = (
+        delayed(_in_worker)(r, table_factory, data_factory, threads, force, quiet_worker) for r in requests
+    )
     outcomes = []
-    with tqdm(total=len(requests), desc="runs", unit="run", disable=not progress) as bar:
+    with Display([r.watched() for r in requests], console, announce=True) as display:
         for outcome in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
             outcomes.append(outcome)
-            bar.update(1)
+            display.finished(outcome)
     return _in_request_order(outcomes, requests)
 
 
@@ -213,27 +240,32 @@ def run_dask(
     table_factory: TableFactory,
     data_factory: DataFactory,
     address: str,
-    progress: bool,
+    console: Console,
     force: bool,
     threads: int = 1,
 ) -> list[RunOutcome]:
-    """Each run as one task on a Dask cluster; workers write into the shared results directory."""
+    """Each run as one task on a Dask cluster; workers write into the shared results directory.
+
+    Workers log every epoch, named, with timestamps, into their own logs (a Slurm job's output); this
+    process shows the same epochs read from the shared files."""
     try:
         from distributed import Client, as_completed
     except ImportError:
         raise RuntimeError("--dask needs the distributed package: pip install 'dask[distributed]'") from None
-    from tqdm import tqdm
 
+    worker_console = dataclasses.replace(console, bars=False, timestamps=True)
     outcomes = []
     with Client(address, timeout="30s") as client:
         futures = [
-            client.submit(_in_worker, r, table_factory, data_factory, threads, force, pure=False)
+            client.submit(
+                _in_worker, r, table_factory, data_factory, threads, force, worker_console, pure=False
+            )
             for r in requests
         ]
-        with tqdm(total=len(futures), desc="runs", unit="run", disable=not progress) as bar:
+        with Display([r.watched() for r in requests], console, announce=True, remote=True) as display:
             for future in as_completed(futures):
                 outcomes.append(future.result())
-                bar.update(1)
+                display.finished(outcomes[-1])
     return _in_request_order(outcomes, requests)
 
 

@@ -4,7 +4,10 @@ torch optimizers of its config. The one way to build them, used by the trainer a
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bench.data.splits import SearchData
+from bench.data.splits import STREAM_PLUGIN_VALID, Augmentation, SearchData, batch_stream
 from bench.errors import UsageError
 from bench.runs.config import RunConfig
 from bench.runs.device import resolve_device, seed_everything
@@ -106,10 +109,22 @@ class RunParts:
             self.scheduler.load_state_dict(state["scheduler"])
 
 
-def set_bn_momentum(model: torch.nn.Module, momentum: float) -> None:
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.momentum = momentum
+def augmentation(cfg: RunConfig, data: SearchData) -> Augmentation | None:
+    """The run's training transform on `data` (None: not augmented)."""
+    if not (cfg.augment and data.augment):
+        return None
+    return data.augmentation(cfg.crop_padding, cfg.cutout_length if cfg.cutout else 0, cfg.cutout_prob)
+
+
+def validation_stream(
+    cfg: RunConfig, data: SearchData, device: torch.device, epoch: int
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Endless shuffled passes over the architecture half, each with its smaller last batch, augmented
+    like the search data: a plug-in's own validation iterator (RSWS' candidate scoring)."""
+    return batch_stream(
+        data.x_valid, data.y_valid, cfg.batch_size, cfg.seed, epoch, STREAM_PLUGIN_VALID, device,
+        augment=augmentation(cfg, data), partial=True,
+    )  # fmt: skip
 
 
 def build_parts(cfg: RunConfig, data: SearchData) -> RunParts:
@@ -126,11 +141,11 @@ def build_parts(cfg: RunConfig, data: SearchData) -> RunParts:
         num_classes=data.num_classes,
         in_channels=data.in_channels,
         cells_per_stack=cfg.cells_per_stack,
-        reference_quirks=cfg.reference_quirks,
+        bn_momentum=cfg.bn_momentum,
+        head_bn_momentum=cfg.head_bn_momentum,
+        downsample_padding=cfg.downsample_padding,
         **opt_cls.supernet_kwargs(hp),
     ).to(device)
-    if cfg.bn_momentum is not None:
-        set_bn_momentum(model, cfg.bn_momentum)
     gen = torch.Generator().manual_seed(cfg.seed)
     alphas = space.init_alphas(generator=gen, device=device)
     weight_params = list(model.parameters())
@@ -150,6 +165,9 @@ def build_parts(cfg: RunConfig, data: SearchData) -> RunParts:
         grad_clip=cfg.grad_clip,
         epochs=epochs,
         weight_params=weight_params,
+        zero_grad_set_to_none=cfg.zero_grad_set_to_none,
+        validation_stream=functools.partial(validation_stream, cfg, data, device),
+        validation_pass=math.ceil(len(data.x_valid) / cfg.batch_size),
     )
     plugin = opt_cls(ctx, hp)
     return RunParts(

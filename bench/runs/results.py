@@ -16,7 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-RESULTS_VERSION = 1
+# 2: hessian_eig_max became |lambda_max| (as SDARTS/MS-DARTS report it) beside the new
+# hessian_lambda_max; config.json gained the protocol settings (presets paper/corrected/quick); the
+# one-shot accuracy re-estimates BN (the eval-mode value in the `_evalbn` columns); correlation files.
+RESULTS_VERSION = 2
 
 COLUMNS: tuple[str, ...] = (
     "benchmark",
@@ -32,6 +35,8 @@ COLUMNS: tuple[str, ...] = (
     "oneshot_train_acc",
     "oneshot_valid_loss",
     "oneshot_valid_acc",
+    "oneshot_valid_loss_evalbn",
+    "oneshot_valid_acc_evalbn",
     "valid_acc_r0",
     "valid_acc_r1",
     "valid_acc_r2",
@@ -44,11 +49,61 @@ COLUMNS: tuple[str, ...] = (
     "test_error_mean",
     "test_regret",
     "hessian_eig_max",
+    "hessian_lambda_max",
     "lr",
     "epoch_seconds",
     "hessian_seconds",
     "wallclock_s",
 )
+CORRELATION_COLUMNS: tuple[str, ...] = (
+    "epoch", "n", "oneshot_acc_mean",
+    "spearman_valid", "kendall_valid", "top10_overlap_valid",
+    "spearman_test", "kendall_test", "top10_overlap_test",
+    "seconds",
+)  # fmt: skip
+CORRELATION_ARCH_COLUMNS: tuple[str, ...] = (
+    "epoch", "arch_hash", "oneshot_valid_loss", "oneshot_valid_acc", "valid_acc_mean", "test_acc_mean",
+)  # fmt: skip
+# What every column holds (the README's results section says the same in prose).
+COLUMN_DOCS: dict[str, str] = {
+    "benchmark": "ground truth of the run: nb101 (NAS-Bench-101) or digits (the embedded benchmark)",
+    "space": "NAS-Bench-1Shot1 search space (1, 2 or 3)",
+    "optimizer": "plug-in name",
+    "tag": "the run's setting: preset plus --set overrides (its directory name)",
+    "seed": "the run's seed",
+    "epoch": "0-based search epoch",
+    "arch_hash": "NB-101 hash of the discretized architecture looked up in this row (see lookup_alphas)",
+    "matrix": "its pruned NB-101 adjacency matrix (JSON)",
+    "ops": "its pruned NB-101 op list",
+    "oneshot_train_loss": "mean training loss of the epoch's weight steps (training half)",
+    "oneshot_train_acc": "their accuracy",
+    "oneshot_valid_loss": "one-shot loss of the supernet on the whole validation half after the epoch",
+    "oneshot_valid_acc": "its accuracy (NaN with eval_oneshot=false), BN statistics re-estimated at the "
+    "evaluated weights (oneshot_bn)",
+    "oneshot_valid_loss_evalbn": "the same loss with the running statistics the search left (eval mode)",
+    "oneshot_valid_acc_evalbn": "its accuracy",
+    "valid_acc_r0": "ground-truth validation accuracy, repeat 0 (r1, r2: the other repeats)",
+    "valid_acc_r1": "ground-truth validation accuracy, repeat 1",
+    "valid_acc_r2": "ground-truth validation accuracy, repeat 2",
+    "test_acc_r0": "ground-truth test accuracy, repeat 0",
+    "test_acc_r1": "ground-truth test accuracy, repeat 1",
+    "test_acc_r2": "ground-truth test accuracy, repeat 2",
+    "valid_acc_mean": "mean of the three validation accuracies",
+    "test_acc_mean": "mean of the three test accuracies",
+    "valid_error_mean": "1 - valid_acc_mean",
+    "test_error_mean": "1 - test_acc_mean",
+    "test_regret": "test_error_mean minus the space's best test error (NaN until the best is known)",
+    "hessian_eig_max": "|lambda_max|, the absolute value of the largest algebraic eigenvalue of the "
+    "validation loss's Hessian w.r.t. the alphas, as SDARTS/MS-DARTS report it (norm(max(eigvals))); "
+    "NaN on epochs not measured",
+    "hessian_lambda_max": "lambda_max itself, the largest algebraic eigenvalue (RobustDARTS' quantity; "
+    "may be negative)",
+    "lr": "learning rate of the epoch's weight steps",
+    "epoch_seconds": "wall-clock seconds of the whole epoch (training, measurements, lookup)",
+    "hessian_seconds": "wall-clock seconds of the Hessian measurement",
+    "wallclock_s": "wall-clock seconds since the run started (resumes continue the count)",
+}
+
 # Wall-clock columns differ between otherwise identical runs; everything else is reproducible.
 TIMING_COLUMNS: tuple[str, ...] = ("epoch_seconds", "hessian_seconds", "wallclock_s")
 
@@ -59,6 +114,8 @@ ALPHAS_NPZ = "alphas.npz"
 STATUS_JSON = "status.json"
 CHECKPOINT = "checkpoint.pt"
 RUN_LOG = "run.log"
+CORRELATION_CSV = "correlation.csv"  # one row per measured epoch
+CORRELATION_ARCHS_CSV = "correlation_archs.csv"  # one row per measured epoch and sampled model
 REPLACED_DIR = ".replaced"  # where --force moves old runs (hidden: never loaded as results)
 
 
@@ -110,6 +167,15 @@ def rows_to_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(list(rows))
     extra = [c for c in frame.columns if c not in COLUMNS]
     return frame.reindex(columns=[*COLUMNS, *extra])
+
+
+def write_table(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """Any small tidy table of a run, rewritten atomically, known columns first."""
+    frame = pd.DataFrame(list(rows))
+    extra = [c for c in frame.columns if c not in columns]
+    atomic_write_text(
+        path, frame.reindex(columns=[*columns, *extra]).to_csv(index=False, float_format="%.10g")
+    )
 
 
 def write_epochs(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -1,9 +1,24 @@
 """The one training loop every optimizer runs under.
 
-Per epoch: the plug-in's search steps over (training batch, validation batch) pairs, then
-discretize -> ground-truth lookup -> Hessian eigenvalue -> one tidy CSV row -> checkpoint. The
-checkpoint is the source of truth (it carries the rows and the alpha history too), so a run killed at
-any moment resumes from its last completed epoch and ends with exactly the rows of an uninterrupted run.
+Per epoch: the plug-in's search steps over (training batch, validation batch) pairs, then the Hessian
+eigenvalue and the one-shot evaluation, discretize -> ground-truth lookup -> one tidy CSV row ->
+checkpoint. The checkpoint is the source of truth (it carries the rows and the alpha history too), so a
+run killed at any moment resumes from its last completed epoch and ends with exactly the rows of an
+uninterrupted run.
+
+The protocol switches (bench/runs/config.py; paper = the SDARTS/MS-DARTS/NAS-Bench-1Shot1 scripts):
+- `scheduler_step_first`: the scripts call `scheduler.step()` at the start of each epoch, so epoch e
+  trains at eta(e + 1) and the last one at w_lr_min; otherwise epoch e trains at eta(e).
+- `partial_batch`: an epoch is one pass over the weight half including its smaller last batch.
+- `hessian_first`: the Hessian runs before the one-shot evaluation (scripts: in `train()`, before
+  `infer`); with `hessian_restore_bn=False` its train-mode forward leaves its BN statistics, which the
+  evaluation then sees.
+- `hessian_batch`: last = the epoch's last search batch of the validation half (SDARTS/MS-DARTS'
+  `input_search` after the loop), random = a fresh random one (RobustDARTS), fixed = one per run.
+- `hessian_weights`: search = the plug-in's `hessian_mixing()` through its `forward`; eval = its
+  `eval_weights` through the plain supernet.
+- `lookup_alphas`: start = an epoch's row looks up the alphas saved at the start of the epoch (the
+  scripts' `one_shot_architecture_{epoch}.obj`), end = those the epoch produced.
 """
 
 from __future__ import annotations
@@ -15,20 +30,28 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from bench.data.splits import STREAM_TRAIN, STREAM_VALID, SearchData, epoch_batches, fixed_batch
-from bench.runs import results
+from bench.data.splits import (
+    STREAM_TRAIN,
+    STREAM_VALID,
+    SearchData,
+    epoch_batches,
+    fixed_batch,
+    random_batch,
+)
+from bench.runs import oneshot, results
 from bench.runs.config import RunConfig
 from bench.runs.device import rng_state, set_rng_state
-from bench.runs.parts import build_parts
+from bench.runs.parts import augmentation, build_parts
+from bench.search.spaces import Architecture
 from bench.truth.base import GroundTruth
 
 log = logging.getLogger(__name__)
@@ -95,6 +118,11 @@ class Trainer:
         self.alpha_history: dict[int, list[np.ndarray]] = {}
         self.eig_vector: np.ndarray | None = None  # last Lanczos Ritz vector (warm start)
         self.start_epoch = 0
+        self.correlation_rows: list[dict[str, Any]] = []  # one per measured epoch
+        self.correlation_archs: list[dict[str, Any]] = []  # one per measured epoch and model
+        self._corr_archs: list[Architecture] | None = None  # the sampled models, drawn once
+        self.augment = augmentation(cfg, data)
+        self.last_search_batch: tuple[torch.Tensor, torch.Tensor] | None = None  # of the current epoch
 
     def _checkpoint_state(self, epoch: int) -> dict[str, Any]:
         return {
@@ -107,6 +135,8 @@ class Trainer:
             "plugin": self.plugin.extra_state(),
             "rng": rng_state(),
             "rows": self.rows,
+            "correlation": self.correlation_rows,
+            "correlation_archs": self.correlation_archs,
             "alpha_history": self.alpha_history,
             "eig_vector": self.eig_vector,
             "results_version": results.RESULTS_VERSION,
@@ -120,8 +150,12 @@ class Trainer:
             return
         state = torch.load(path, map_location=self.device, weights_only=False)
         self.parts.load_state(state, optimizers=True)
+        if not self.cfg.zero_grad_set_to_none:
+            restore_zeroed_grads(self.w_optim)
         set_rng_state(state["rng"])
         self.rows = list(state["rows"])
+        self.correlation_rows = list(state.get("correlation", []))
+        self.correlation_archs = list(state.get("correlation_archs", []))
         self.alpha_history = dict(state["alpha_history"])
         self.eig_vector = state.get("eig_vector")
         self.start_epoch = int(state["epoch"]) + 1
@@ -132,17 +166,18 @@ class Trainer:
     # ---- one epoch -----------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         cfg, data = self.cfg, self.data
-        steps = data.steps_per_epoch(cfg.batch_size)
+        steps = data.steps_per_epoch(cfg.batch_size, partial=cfg.partial_batch)
         train = epoch_batches(
             data.x_train, data.y_train, cfg.batch_size, cfg.seed, epoch, STREAM_TRAIN, self.device,
-            augment=data.augment, steps=steps,
+            augment=self.augment, steps=steps, partial=cfg.partial_batch,
         )  # fmt: skip
         valid = epoch_batches(
             data.x_valid, data.y_valid, cfg.batch_size, cfg.seed, epoch, STREAM_VALID, self.device,
-            augment=data.augment, steps=steps,
+            augment=self.augment, steps=steps, partial=cfg.partial_batch,
         )  # fmt: skip
         loss_sum, correct, n = 0.0, 0, 0
         for batch_train, batch_val in zip(train, valid, strict=True):
+            self.last_search_batch = batch_val
             stats = self.plugin.step(batch_train, batch_val)
             fault_point("step", epoch)
             if not math.isfinite(stats.loss):
@@ -152,48 +187,123 @@ class Trainer:
             n += stats.n
         return loss_sum / max(n, 1), correct / max(n, 1)
 
-    @torch.no_grad()
-    def _evaluate_oneshot(self) -> tuple[float, float]:
-        """One-shot accuracy on the architecture half, eval-mode BN, deterministic mixing weights."""
+    def _evaluator(self) -> oneshot.Evaluator:
+        cfg = self.cfg
+        return oneshot.Evaluator(
+            self.model, self.data.x_valid, self.data.y_valid,
+            recal_x=self.data.x_train[: cfg.bn_recal_batches * cfg.batch_size],
+            batch_size=cfg.batch_size, device=self.device,
+        )  # fmt: skip
+
+    def _evaluate_oneshot(self) -> dict[str, float]:
+        """One-shot loss and accuracy on the architecture half at the plug-in's one-shot weights: with BN
+        as `oneshot_bn` says (default: statistics re-estimated at these weights), and with the running
+        statistics as the search left them (`_evalbn`). Leaves the model and every RNG as they were."""
+        nan = float("nan")
         if not self.cfg.eval_oneshot:
-            return float("nan"), float("nan")
-        self.model.eval()
+            return dict.fromkeys(
+                (
+                    "oneshot_valid_loss",
+                    "oneshot_valid_acc",
+                    "oneshot_valid_loss_evalbn",
+                    "oneshot_valid_acc_evalbn",
+                ),
+                nan,
+            )
+        evaluate = self._evaluator()
         weights = self.plugin.oneshot_weights(self.alphas)
-        loss_sum, correct, n = 0.0, 0, 0
-        bs = max(self.cfg.batch_size, 256)
-        for i in range(0, len(self.data.x_valid), bs):
-            x = self.data.x_valid[i : i + bs].to(self.device)
-            y = self.data.y_valid[i : i + bs].to(self.device)
-            logits = self.plugin.forward(x, weights)
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
-            n += len(y)
-        self.model.train()
-        return loss_sum / n, correct / n
+        plain = evaluate(self.plugin.forward, weights, bn="eval")
+        main = (
+            plain
+            if self.cfg.oneshot_bn == "eval"
+            else evaluate(self.plugin.forward, weights, self.cfg.oneshot_bn)
+        )
+        return {
+            "oneshot_valid_loss": main.loss,
+            "oneshot_valid_acc": main.acc,
+            "oneshot_valid_loss_evalbn": plain.loss,
+            "oneshot_valid_acc_evalbn": plain.acc,
+        }
+
+    def _correlation(self, epoch: int) -> None:
+        """NAS-Bench-1Shot1's one-shot vs ground-truth correlation: the same sampled models every time,
+        each scored on the supernet at its one-hot weights (only its ops run; BN as `oneshot_bn`)."""
+        cfg = self.cfg
+        every = cfg.correlation_every
+        if not every or ((epoch + 1) % every and epoch != self.epochs - 1):
+            return
+        t0 = time.perf_counter()
+        if self._corr_archs is None:
+            self._corr_archs = oneshot.sample_architectures(self.space, cfg.correlation_samples, cfg.seed)
+        evaluate = self._evaluator()
+        dtype = self.alphas[0].dtype
+        archs, one_shot, valid, test = [], [], [], []
+        for arch in self._corr_archs:
+            matrix, ops = self.space.spec(arch)
+            truth = self.table.query(matrix, ops)
+            weights = self.space.one_hot(arch, dtype=dtype, device=self.device)
+            choice = torch.tensor(arch.ops)
+
+            def forward(
+                x: torch.Tensor, w: Sequence[torch.Tensor], choice: torch.Tensor = choice
+            ) -> torch.Tensor:
+                return self.model(x, w, op_choice=choice)
+
+            s = evaluate(forward, weights, cfg.oneshot_bn)
+            archs.append({
+                "epoch": epoch, "arch_hash": truth.arch_hash, "oneshot_valid_loss": s.loss,
+                "oneshot_valid_acc": s.acc, "valid_acc_mean": truth.valid_acc_mean,
+                "test_acc_mean": truth.test_acc_mean,
+            })  # fmt: skip
+            one_shot.append(s.acc)
+            valid.append(truth.valid_acc_mean)
+            test.append(truth.test_acc_mean)
+        summary = {"epoch": epoch, **oneshot.correlation_stats(one_shot, valid, test)}
+        summary["n"] = int(summary["n"])
+        summary["seconds"] = time.perf_counter() - t0
+        self.correlation_rows.append(summary)
+        self.correlation_archs.extend(archs)
+        log.info(
+            "epoch %d: one-shot vs ground truth over %d models: Spearman %.3f (valid), %.3f (test)",
+            epoch, summary["n"], summary["spearman_valid"], summary["spearman_test"],
+        )  # fmt: skip
+
+    def hessian_batch(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The validation batch the epoch's Hessian is measured on (`hessian_batch`)."""
+        cfg, data = self.cfg, self.data
+        if cfg.hessian_batch == "last":
+            if self.last_search_batch is None:
+                raise RuntimeError("hessian_batch=last: no search step ran in this epoch")
+            return self.last_search_batch
+        size = cfg.hessian_batch_size or cfg.batch_size
+        if cfg.hessian_batch == "random":
+            return random_batch(data.x_valid, data.y_valid, size, cfg.seed, epoch, self.device, self.augment)
+        return fixed_batch(data.x_valid, data.y_valid, size, cfg.seed, self.device)
 
     def _hessian(self, epoch: int) -> tuple[float, float]:
+        """(largest algebraic eigenvalue, seconds); NaN when this epoch is not measured."""
         cfg = self.cfg
         if not cfg.hessian or (epoch % cfg.hessian_every and epoch != self.epochs - 1):
             return float("nan"), 0.0
         from bench.search.hessian import supernet_eigenvalue_info
 
         t0 = time.perf_counter()
-        batch = fixed_batch(
-            self.data.x_valid,
-            self.data.y_valid,
-            cfg.hessian_batch_size or cfg.batch_size,
-            cfg.seed,
-            self.device,
-        )
+        if cfg.hessian_weights == "search":
+            # A plug-in that runs the plain supernet keeps the staged loss (hessian_hvp=segmented).
+            mixing, forward = self.plugin.hessian_mixing(), own_forward(self.plugin)
+        else:
+            mixing, forward = self.plugin.eval_weights, None
         info = supernet_eigenvalue_info(
             self.model,
             self.alphas,
-            self.plugin.eval_weights,
-            batch,
+            mixing,
+            self.hessian_batch(epoch),
             arch_weight_decay=cfg.a_weight_decay,
             method=cfg.hessian_method,
             hvp=cfg.hessian_hvp,
             start=self.eig_vector,  # method="exact" ignores it and returns no vector
+            forward=forward,
+            restore_bn=cfg.hessian_restore_bn,
         )
         # Warm start for the next epoch: the top eigenvector moves slowly along a search. It is part of
         # the checkpoint, so a resumed run measures exactly what an uninterrupted one does.
@@ -201,8 +311,15 @@ class Trainer:
         log.debug("epoch %d: eigenvalue %.6g after %d HVPs", epoch, info.eigenvalue, info.num_hvps)
         return float(info.eigenvalue), time.perf_counter() - t0
 
-    def _row(self, epoch: int, train: tuple[float, float], valid: tuple[float, float]) -> dict[str, Any]:
-        matrix, ops = self.space.discretize(self.alphas)
+    def _row(
+        self,
+        epoch: int,
+        train: tuple[float, float],
+        one_shot: dict[str, float],
+        alphas: list[torch.Tensor] | None = None,
+    ) -> dict[str, Any]:
+        """The epoch's row; the architecture is that of `alphas` (default: the current ones)."""
+        matrix, ops = self.space.discretize(self.alphas if alphas is None else alphas)
         truth = self.table.query(matrix, ops)
         row: dict[str, Any] = {
             "benchmark": self.table.name,
@@ -216,8 +333,7 @@ class Trainer:
             "ops": ",".join(ops),
             "oneshot_train_loss": train[0],
             "oneshot_train_acc": train[1],
-            "oneshot_valid_loss": valid[0],
-            "oneshot_valid_acc": valid[1],
+            **one_shot,
         }
         for r in range(3):
             row[f"valid_acc_r{r}"] = truth.valid_acc[r] if r < len(truth.valid_acc) else float("nan")
@@ -233,17 +349,30 @@ class Trainer:
 
     def _write_tables(self) -> None:
         results.write_epochs(self.out_dir / results.EPOCHS_CSV, self.rows)
+        if self.cfg.correlation_every:
+            results.write_table(
+                self.out_dir / results.CORRELATION_CSV, self.correlation_rows, results.CORRELATION_COLUMNS
+            )
+            results.write_table(
+                self.out_dir / results.CORRELATION_ARCHS_CSV,
+                self.correlation_archs,
+                results.CORRELATION_ARCH_COLUMNS,
+            )
         results.write_alphas(
             self.out_dir / results.ALPHAS_NPZ, self.alpha_history, list(self.space.alpha_shapes())
         )
 
     def mark(self, state: str, reason: str = "") -> None:
-        """Record the run's state (running, complete, failed, interrupted) in status.json."""
+        """Record the run's state (running, complete, failed, interrupted) in status.json; the pid and
+        host let `bench.status` tell a running run from one whose process was killed."""
+        import socket
+
         self.out_dir.mkdir(parents=True, exist_ok=True)
         results.write_json(
             self.out_dir / results.STATUS_JSON,
-            {"state": state, "reason": reason, "epochs_done": len(self.rows), "epochs": self.epochs},
-        )
+            {"state": state, "reason": reason, "epochs_done": len(self.rows), "epochs": self.epochs,
+             "pid": os.getpid(), "host": socket.gethostname()},
+        )  # fmt: skip
 
     # ---- the loop ------------------------------------------------------------------------------
     def run(self, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunOutcome:
@@ -252,20 +381,35 @@ class Trainer:
         self._resume()
         wall0 = time.perf_counter() - (self.rows[-1]["wallclock_s"] if self.rows else 0.0)
         self.mark("running")
+        cfg = self.cfg
         for epoch in range(self.start_epoch, self.epochs):
             t0 = time.perf_counter()
             self.plugin.on_epoch_start(epoch)
+            if cfg.scheduler_step_first:
+                self._step_scheduler()
             lr = self.scheduler.get_last_lr()[0]
+            start_alphas = [a.detach().clone() for a in self.alphas]
+            self.last_search_batch = None
             train = self._train_epoch(epoch)
             self.plugin.on_epoch_end(epoch)
-            self.scheduler.step()
-            valid = self._evaluate_oneshot()
-            row = self._row(epoch, train, valid)
-            row["hessian_eig_max"], row["hessian_seconds"] = self._hessian(epoch)
+            if not cfg.scheduler_step_first:
+                self._step_scheduler()
+            if cfg.hessian_first:
+                eig, eig_seconds = self._hessian(epoch)
+                valid = self._evaluate_oneshot()
+            else:
+                valid = self._evaluate_oneshot()
+                eig, eig_seconds = self._hessian(epoch)
+            self.last_search_batch = None  # not needed after the epoch: free it
+            row = self._row(epoch, train, valid, start_alphas if cfg.lookup_alphas == "start" else None)
+            row["hessian_eig_max"] = abs(eig)  # as SDARTS/MS-DARTS report it: norm(max(eigvals))
+            row["hessian_lambda_max"] = eig
+            row["hessian_seconds"] = eig_seconds
             row["lr"] = lr
             row["epoch_seconds"] = time.perf_counter() - t0
             row["wallclock_s"] = time.perf_counter() - wall0
             self.rows.append(row)
+            self._correlation(epoch)  # after the timing: it is an analysis, not part of the search
             self.alpha_history[epoch] = [a.detach().cpu().numpy().copy() for a in self.alphas]
             fault_point("before-checkpoint", epoch)
             _atomic_torch_save(self._checkpoint_state(epoch), self.out_dir / results.CHECKPOINT)
@@ -276,6 +420,32 @@ class Trainer:
                 on_epoch(row)
         self.mark("complete")
         return RunOutcome(self.out_dir, "complete", len(self.rows), self.rows[-1] if self.rows else None)
+
+    def _step_scheduler(self) -> None:
+        with warnings.catch_warnings():
+            # Stepping first (the scripts' order) is deliberate: no "step() before optimizer.step()" noise.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+            self.scheduler.step()
+
+
+def own_forward(plugin: Any) -> Callable | None:
+    """The plug-in's `forward` when it overrides the base one (GDAS, RSWS), else None (the supernet)."""
+    from optimizers.base import OneShotOptimizer
+
+    return None if type(plugin).forward is OneShotOptimizer.forward else plugin.forward
+
+
+def restore_zeroed_grads(w_optim: torch.optim.Optimizer) -> None:
+    """Give every weight that has a momentum buffer a zero gradient again.
+
+    With in-place zero_grad (PyTorch 1.3, `zero_grad_set_to_none=False`) a weight keeps a zero gradient
+    once it has had one, so weight decay and momentum move it even in steps that do not use it (ops
+    GDAS did not sample). The checkpoint has no gradients; the weights that had one are exactly those
+    SGD holds a momentum buffer for, so a resumed run steps the same weights as an uninterrupted one."""
+    for group in w_optim.param_groups:
+        for p in group["params"]:
+            if p.grad is None and w_optim.state.get(p, {}).get("momentum_buffer") is not None:
+                p.grad = torch.zeros_like(p)
 
 
 def config_record(cfg: RunConfig, trainer: Trainer, extra: dict[str, Any]) -> dict[str, Any]:

@@ -152,7 +152,7 @@ def _compact(masks: list[int], keep: int) -> tuple[list[int], list[int]]:
     return [sum(1 << k for k, w in enumerate(idx) if masks[v] >> w & 1) for v in idx], idx
 
 
-def _prune_masks(
+def prune_masks(
     matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str]
 ) -> tuple[list[int], list[int], list[int]]:
     """(pruned row masks, pruned labels, kept vertex indices) of a raw spec."""
@@ -167,7 +167,8 @@ def _prune_masks(
     return masks, [labels[v] for v in idx], idx
 
 
-def _check_budget(masks: list[int]) -> None:
+def check_budget(masks: list[int]) -> None:
+    """InvalidSpecError unless pruned row masks fit NAS-Bench-101's vertex and edge budget."""
     n = len(masks)
     if n > MAX_VERTICES:
         raise InvalidSpecError(f"{n} vertices after pruning; NAS-Bench-101 has at most {MAX_VERTICES}")
@@ -190,7 +191,7 @@ def _slot(mask: int) -> tuple[int, int, int, tuple[int, ...]]:
 _SLOT = tuple(_slot(m) for m in range(1 << MAX_VERTICES))
 
 
-def _hash_masks(masks: Sequence[int], labels: Sequence[int]) -> str:
+def hash_masks(masks: Sequence[int], labels: Sequence[int]) -> str:
     """The module hash of a pruned spec given as row bitmasks and integer labels."""
     n = len(masks)
     small = n <= MAX_VERTICES
@@ -238,7 +239,7 @@ def _hash_masks(masks: Sequence[int], labels: Sequence[int]) -> str:
 
 @lru_cache(maxsize=_HASH_CACHE_SIZE)
 def _hash_cached(masks: tuple[int, ...], labels: tuple[int, ...]) -> str:
-    return _hash_masks(masks, labels)
+    return hash_masks(masks, labels)
 
 
 def prune(matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -246,7 +247,7 @@ def prune(matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str]) -> t
 
     Raises InvalidSpecError when the output is unreachable from the input.
     """
-    masks, _, idx = _prune_masks(matrix, ops)
+    masks, _, idx = prune_masks(matrix, ops)
     k = len(masks)
     pm = np.array([[m >> j & 1 for j in range(k)] for m in masks], dtype=np.int8).reshape(k, k)
     return pm, [ops[i] for i in idx]
@@ -274,13 +275,13 @@ def hash_pruned(matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str]
     except (KeyError, TypeError):
         bad = [op for op in ops[1:-1] if op not in HASH_OPS]
         raise InvalidSpecError(f"unknown op(s) {bad}; allowed: {list(HASH_OPS)}") from None
-    return _hash_masks(masks, labels)
+    return hash_masks(masks, labels)
 
 
 def hash_spec(matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str]) -> str:
     """Prune, check the NAS-Bench-101 budget and hash; the key of the tabular benchmark."""
-    masks, labels, _ = _prune_masks(matrix, ops)
-    _check_budget(masks)
+    masks, labels, _ = prune_masks(matrix, ops)
+    check_budget(masks)
     return _hash_cached(tuple(masks), tuple(labels))
 
 

@@ -182,20 +182,24 @@ def supernet_loss_fn(
     batch: tuple[Tensor, Tensor],
     arch_weight_decay: float,
     criterion: Callable[[Tensor, Tensor], Tensor] | None = None,
+    forward: Callable[[Tensor, Sequence[Tensor]], Tensor] | None = None,
 ) -> LossFn:
     """α ↦ L_val(w, mixing_fn(α)) + (arch_weight_decay/2)·‖α‖², the RobustDARTS objective.
 
-    A `StagedLoss` when the model can be taken apart into stages (`Supernet.stages`)."""
+    `forward(x, weights)` runs the network (default: `model(x, weights)`; an optimizer's own forward, e.g.
+    GDAS' sampled ops). A `StagedLoss` when the model can be taken apart into stages (`Supernet.stages`)
+    and runs with its plain forward."""
     x, y = batch
     crit = F.cross_entropy if criterion is None else criterion
+    run = model if forward is None else forward
 
     def penalty(alphas: Sequence[Tensor]) -> Tensor:
         return 0.5 * arch_weight_decay * sum((a * a).sum() for a in alphas)
 
     def loss(alphas: list[Tensor]) -> Tensor:
-        return crit(model(x, list(mixing_fn(alphas))), y) + penalty(alphas)
+        return crit(run(x, list(mixing_fn(alphas))), y) + penalty(alphas)
 
-    if not callable(getattr(model, "stages", None)):
+    if forward is not None or not callable(getattr(model, "stages", None)):
         return loss
     *body, head = model.stages(mixing_fn)
 
@@ -235,6 +239,8 @@ def supernet_eigenvalue_info(
     arch_weight_decay: float,
     criterion: Callable[[Tensor, Tensor], Tensor] | None = None,
     dtype: torch.dtype | None = None,
+    forward: Callable[[Tensor, Sequence[Tensor]], Tensor] | None = None,
+    restore_bn: bool = True,
     **kwargs,
 ) -> EigenInfo:
     """`supernet_eigenvalue` with diagnostics.
@@ -242,7 +248,13 @@ def supernet_eigenvalue_info(
     `dtype=torch.float64` computes on a float64 copy of the model (the caller's model is not even
     touched): twice the memory and about twice the time on CPU, but the float32 eigenvalue can be off
     by a few percent where it is small next to the negative end of the spectrum (module docstring).
+    `forward(x, weights)`: how the network runs (default `model(x, weights)`; it must run `model`).
+    `restore_bn=False` keeps what the measurement's train-mode forwards wrote into the BN running
+    statistics, as the SDARTS/MS-DARTS scripts do (their Hessian's forward re-estimates the statistics at
+    the measured mixing weights right before the one-shot evaluation); the default restores every buffer.
     """
+    if dtype is not None and forward is not None:
+        raise HessianArgumentError("dtype copies the model, which a custom forward does not run; drop one")
     alphas = _check_alphas(alphas)
     if dtype is not None:
         if not dtype.is_floating_point:
@@ -256,22 +268,23 @@ def supernet_eigenvalue_info(
     if dtype is not None and x.is_floating_point():
         x = x.to(dtype)
     batch = (x.to(device), y.to(device))
-    loss_fn = supernet_loss_fn(model, mixing_fn, batch, arch_weight_decay, criterion)
-    with measurement_mode(model):
+    loss_fn = supernet_loss_fn(model, mixing_fn, batch, arch_weight_decay, criterion, forward)
+    with measurement_mode(model, restore_buffers=restore_bn):
         return dominant_eigenvalue_info(loss_fn, alphas, **kwargs)
 
 
 @contextmanager
-def measurement_mode(model: nn.Module) -> Iterator[None]:
+def measurement_mode(model: nn.Module, restore_buffers: bool = True) -> Iterator[None]:
     """Train mode (BN on batch statistics, as the reference) with no side effect left on the model.
 
     Every buffer (BN running statistics and counters, or any other state a forward updates) is
-    snapshotted and written back on exit, and each module's train/eval flag is restored. Parameters keep
-    their requires_grad flags (freezing them saved ~2% memory at batch 32, not worth touching the
-    caller's model for): `autograd.grad` with the alphas as inputs never computes weight gradients.
+    snapshotted and written back on exit (unless `restore_buffers=False`), and each module's train/eval
+    flag is restored. Parameters keep their requires_grad flags (freezing them saved ~2% memory at batch
+    32, not worth touching the caller's model for): `autograd.grad` with the alphas as inputs never
+    computes weight gradients.
     """
     training = {m: m.training for m in model.modules()}
-    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()} if restore_buffers else {}
     try:
         model.train()
         yield

@@ -240,6 +240,43 @@ class SearchSpace:
             graphs.setdefault(pruned.tobytes(), pruned)
         return list(graphs.values())
 
+    def architecture_counts(self, cache_dir: Path | None = None) -> dict[str, int]:
+        """Hash -> how many raw architectures (topology x op choices, `enumerate`) are that model: the
+        weights under which a uniformly random architecture of the space (random search's draw) is each
+        unique model. Sums to `num_raw_architectures()`; ops of blocks that do not reach the output
+        multiply a pruned graph's weight instead of being hashed. Cached on disk like `unique_specs`."""
+        path = _unique_cache_path(self.number, cache_dir).with_name(
+            f"space{self.number}_counts_v{UNIQUE_CACHE_VERSION}.npz"
+        )
+        if path.exists():
+            try:
+                with np.load(path) as z:
+                    return dict(zip(z["hashes"].tolist(), z["counts"].tolist(), strict=True))
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("ignoring unreadable architecture-count cache %s (%s); rebuilding", path, exc)
+        dummy_ops = [PRIMITIVES[0]] * self.num_blocks
+        graphs: dict[bytes, tuple[np.ndarray, int]] = {}
+        for topology in self.topologies():
+            matrix, _ = self.to_nb101(topology, dummy_ops)
+            live = [self._nb101_index(n) for n in self._live_nodes(topology)]
+            pruned = np.ascontiguousarray(matrix[np.ix_(live, live)])
+            dead_blocks = self.num_blocks - (len(live) - 2)
+            key = pruned.tobytes()
+            old = graphs.get(key, (pruned, 0))
+            graphs[key] = (old[0], old[1] + len(PRIMITIVES) ** dead_blocks)
+        counts: dict[str, int] = {}
+        for pruned, weight in graphs.values():
+            for ops in itertools.product(PRIMITIVES, repeat=pruned.shape[0] - 2):
+                h = hash_pruned(pruned, (INPUT, *ops, OUTPUT))
+                counts[h] = counts.get(h, 0) + weight
+        hashes = sorted(counts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, hashes=np.array(hashes, dtype="<U32"), counts=np.array([counts[h] for h in hashes]))
+        os.replace(tmp, path)
+        return counts
+
     @staticmethod
     def _hash_labelings(graphs: Sequence[np.ndarray]) -> dict[str, tuple[bytes, tuple]]:
         """Hash → (pruned matrix bytes, pruned ops) for every op choice on the given pruned graphs.

@@ -18,13 +18,16 @@ perturbed simplex points …), computed by the optimizer from alphas it owns.
 
 Differences from the reference code, all deliberate:
 
-- Downsampling is NAS-Bench-101's: 2×2/2 max-pool without padding (32→16→8; `ceil_mode=True`
-  reproduces TensorFlow's 'same' padding on odd sizes). The reference pads by 1 (32→17→9).
-- BatchNorm momentum is 0.003, the PyTorch equivalent of NAS-Bench-101's TF decay 0.997; the reference
-  passes 0.997 as PyTorch momentum, so its running statistics follow only the last batch. The head's
-  BatchNorm also uses 0.003 (the reference leaves PyTorch's default 0.1 there). Consequence: running
-  statistics average over ~1/0.003 ≈ 330 steps, so eval-mode outputs are poor in the first epoch or so.
-  `reference_quirks=True` restores both quirks (pool padding 1, momentum 0.997, head BN momentum 0.1).
+- By default downsampling is NAS-Bench-101's: 2×2/2 max-pool without padding (32→16→8; `ceil_mode=True`
+  reproduces TensorFlow's 'same' padding on odd sizes). The reference pads by 1 (32→17→9):
+  `downsample_padding=1` (floor mode, as PyTorch's default).
+- By default BatchNorm momentum is 0.003, the PyTorch equivalent of NAS-Bench-101's TF decay 0.997; the
+  reference passes 0.997 as PyTorch momentum, so its running statistics follow only the last train-mode
+  batch, and leaves PyTorch's default 0.1 in the head's BatchNorm (`bn_momentum`, `head_bn_momentum`).
+  With 0.003 running statistics average over ~1/0.003 ≈ 330 steps, so eval-mode outputs are poor in the
+  first epoch or so. `reference_quirks=True` is shorthand for all three reference values (pool padding 1,
+  momentum 0.997, head BN momentum 0.1); explicit arguments win over it. The run settings of the
+  `paper` preset are the reference's (bench/runs/config.py).
 - On CPU the activations are channels_last (the input is converted in `forward`): oneDNN's 1×1
   convolutions and ATen's max-pool are several times faster so. Same function; on CUDA the input's
   format is kept.
@@ -222,6 +225,9 @@ class Supernet(nn.Module):
         cells_per_stack: int = 3,
         reference_quirks: bool = False,
         partial_channels: int = 1,
+        bn_momentum: float | None = None,
+        head_bn_momentum: float | None = None,
+        downsample_padding: int | None = None,
     ) -> None:
         super().__init__()
         if partial_channels < 1 or init_channels % partial_channels:
@@ -244,12 +250,22 @@ class Supernet(nn.Module):
             if name.startswith("inputs_")
         }
 
-        bn_m = REFERENCE_BN_MOMENTUM if reference_quirks else BN_MOMENTUM
-        head_m = REFERENCE_HEAD_BN_MOMENTUM if reference_quirks else BN_MOMENTUM
+        if bn_momentum is None:
+            bn_momentum = REFERENCE_BN_MOMENTUM if reference_quirks else BN_MOMENTUM
+        if head_bn_momentum is None:
+            head_bn_momentum = REFERENCE_HEAD_BN_MOMENTUM if reference_quirks else BN_MOMENTUM
+        if downsample_padding is None:
+            downsample_padding = 1 if reference_quirks else 0
+        if downsample_padding not in (0, 1):
+            raise SupernetInputError(
+                f"downsample_padding={downsample_padding}: choose 0 (NB-101) or 1 (reference)"
+            )
+        bn_m, head_m = bn_momentum, head_bn_momentum
         self.stem = ConvBnRelu(in_channels, init_channels, 3, bn_m)
         # NB-101 pools without padding; ceil_mode gives TF 'same' on odd sizes (identical on even).
+        # The reference pads by 1 in PyTorch's floor mode.
         self.downsample = nn.MaxPool2d(
-            2, stride=2, padding=1 if reference_quirks else 0, ceil_mode=not reference_quirks
+            2, stride=2, padding=downsample_padding, ceil_mode=downsample_padding == 0
         )
         self.downsample_before = frozenset(range(cells_per_stack, self.num_cells, cells_per_stack))
         cells = []

@@ -42,7 +42,12 @@ class ArchResult:
 
 @runtime_checkable
 class GroundTruth(Protocol):
-    """A tabular (or lazily tabulated) benchmark of NAS-Bench-101 cells."""
+    """A tabular (or lazily tabulated) benchmark of NAS-Bench-101 cells.
+
+    The real tables also offer `random_baseline(space) -> bench.truth.character.RandomBaseline | None`
+    (the regret of a uniformly random model of a fully known space); optional, so stand-in tables need
+    not implement it: callers use getattr.
+    """
 
     name: str
 

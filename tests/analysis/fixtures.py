@@ -59,8 +59,10 @@ def write_run(
     alphas: bool = True,
     config: bool = True,
     cfg: Mapping[str, Any] | None = None,
+    baseline: Mapping[str, float] | None = None,
 ) -> Path:
-    """One synthetic run; `done` lists the epochs present (default: all), `state` the status."""
+    """One synthetic run; `done` lists the epochs present (default: all), `state` the status;
+    `baseline` the table's random-architecture regret (mean, median, p10, p90, n_models) for config.json."""
     hp = dict(hp or {})
     cfg_obj = RunConfig(optimizer=optimizer, space=space, seed=seed, benchmark=benchmark, epochs=epochs,
                         device="cpu", optimizer_params=dict(hp), **dict(cfg or {}))  # fmt: skip
@@ -110,6 +112,8 @@ def write_run(
             "tag": tag,
             "benchmark_note": FIXTURE_NOTE,
         }
+        if baseline is not None:
+            record["random_baseline"] = dict(baseline)
         results.write_json(out / results.CONFIG_JSON, record)
     full = len(present) == epochs
     results.write_json(

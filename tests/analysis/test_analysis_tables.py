@@ -131,3 +131,32 @@ def test_regret_empty_where_space_not_tabulated(tmp_path: Path) -> None:
     assert regret.shown(reg).set_index("space").loc[3, "test regret (mean ± std)"] == "– (no optimum known)"
     assert any("space(s) 3" in n for n in reg.notes)
     assert sorted(i.run.split("/")[1] for i in reg.issues if i.kind == "no_regret") == ["space3", "space3"]
+
+
+def test_random_baseline_row_and_band(tmp_path: Path, stub_savefig: None) -> None:
+    """FIXTURE baseline for space 1 only: a row after space 1's optimizers, a dashed line in its panel."""
+    root = tmp_path / "r"
+    base = {"mean": 0.3, "median": 0.26, "p10": 0.1, "p90": 0.5, "n_models": 2685}
+    for seed in range(2):
+        write_run(root, space=1, seed=seed, baseline=base)
+        write_run(root, space=2, seed=seed)
+    res = load(root)
+    reg = regret.compute(res)
+    table = reg.final.set_index("space")
+    assert table.loc[1, "random_regret_mean"] == 0.3 and table.loc[1, "random_regret_p90"] == 0.5
+    assert np.isnan(table.loc[2, "random_regret_mean"])
+    shown = regret.shown(reg)
+    assert shown["optimizer"].tolist() == ["DARTS", regret.RANDOM, "DARTS"]
+    assert shown.loc[1, "test regret (mean ± std)"] == "0.3000 [0.1000, 0.5000]"
+    assert any("uniformly random unique model" in n for n in reg.notes)
+    fig = regret.plot(reg, res)
+    s1, s2 = (ax for ax in fig.axes if ax.get_visible())
+    dashed = [line for line in s1.lines if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and list(dashed[0].get_ydata()) == [0.3, 0.3]
+    assert not [line for line in s2.lines if line.get_linestyle() == "--"]
+    (tmp_path / "out").mkdir()
+    regret.write(res, tmp_path / "out")
+    assert (
+        "| 1 | random architecture | – | – | 0.3000 [0.1000, 0.5000] | – |"
+        in (tmp_path / "out" / "regret_final.md").read_text()
+    )

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tarfile
 import threading
-import types
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 
 from bench.data import cifar10
 from bench.data import install as data
-from bench.data.cli import main
+from bench.data.cli import main, nb101_converter
 from bench.data.download import (
     Checksum,
     ChecksumError,
@@ -360,15 +359,12 @@ def test_fetch_cifar10_rejects_an_archive_without_the_batches(server, tmp_path: 
 
 def test_fetch_nb101_from_file_then_converts(tmp_path: Path, monkeypatch):
     calls = []
-    fake = types.ModuleType("bench.truth.nb101")
-    fake.NB101Table = types.SimpleNamespace(load=calls.append)  # stand-in for the real table reader
-    monkeypatch.setitem(sys.modules, "bench.truth.nb101", fake)
     src = tmp_path / "downloads" / "nasbench_only108.tfrecord"
     src.parent.mkdir()
     src.write_bytes(b"synthetic, not a real tfrecord")
     ds = dataclasses.replace(OFFICIAL["nb101"], checksum=_sha(src.read_bytes()))
     d = tmp_path / "data"
-    path = fetch_nb101(d, dataset=ds, from_file=src, progress=False)
+    path = fetch_nb101(d, dataset=ds, from_file=src, convert=calls.append, progress=False)  # stand-in reader
     assert path == d / "nasbench_only108.tfrecord" and path.read_bytes() == src.read_bytes()
     assert calls == [path] and locate(d).nb101 == path
 
@@ -377,14 +373,11 @@ def test_conversion_failure_is_a_data_error(tmp_path: Path, monkeypatch):
     def load(path):
         raise ValueError("CRC mismatch in record 7")
 
-    fake = types.ModuleType("bench.truth.nb101")
-    fake.NB101Table = types.SimpleNamespace(load=load)
-    monkeypatch.setitem(sys.modules, "bench.truth.nb101", fake)
     src = tmp_path / "x.tfrecord"
     src.write_bytes(b"synthetic")
     ds = dataclasses.replace(OFFICIAL["nb101"], checksum=_sha(b"synthetic"))
     with pytest.raises(data.DataError, match="CRC mismatch.*--no-convert"):
-        fetch_nb101(tmp_path / "data", dataset=ds, from_file=src, progress=False)
+        fetch_nb101(tmp_path / "data", dataset=ds, from_file=src, convert=load, progress=False)
 
 
 def test_conversion_is_skipped_when_the_reader_is_missing(tmp_path: Path, monkeypatch, caplog):
@@ -392,7 +385,8 @@ def test_conversion_is_skipped_when_the_reader_is_missing(tmp_path: Path, monkey
     src = tmp_path / "x.tfrecord"
     src.write_bytes(b"synthetic")
     ds = dataclasses.replace(OFFICIAL["nb101"], checksum=_sha(b"synthetic"))
-    path = fetch_nb101(tmp_path / "data", dataset=ds, from_file=src, progress=False)
+    convert = nb101_converter()
+    path = fetch_nb101(tmp_path / "data", dataset=ds, from_file=src, convert=convert, progress=False)
     assert path.is_file() and "skipped conversion" in caplog.text
 
 

@@ -13,7 +13,8 @@ import pytest
 from bench import run as cli
 from bench.runs import results
 from bench.search.spaces import SearchSpace
-from bench.truth.nb101 import NB101Table, metrics_from_final, records_for_spec, write_tfrecord
+from bench.truth.fixtures import metrics_from_final, records_for_spec, write_tfrecord
+from bench.truth.nb101 import NB101Table
 from tests.helpers import write_fake_cifar
 
 TINY = ["--set", "batch_size=8", "--set", "init_channels=2", "--set", "cells_per_stack=1", "--set",
@@ -63,8 +64,11 @@ def test_corrupt_nb101_file_is_one_line_exit_2(data_dir, tmp_path, capsys) -> No
     (bad / "nasbench_only108.tfrecord").write_bytes(bytes(raw))
     code = cli.main(["--optimizer", "darts", "--benchmark", "nb101", "--data-dir", str(bad), "--out",
                      str(tmp_path / "out"), *TINY])  # fmt: skip
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("error: ")
+    # The table logs that it starts converting the file (minutes for the real one) before it finds the damage.
+    lines = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in lines if line.startswith("error: ")]
+    assert code == 2 and len(err) == 1 and lines[-1] == err[0]
+    assert all(" INFO " in f" {line}" for line in lines[:-1])
     assert "download nb101" in err[0]
     assert not (tmp_path / "out" / "nb101").exists()
 

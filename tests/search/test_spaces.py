@@ -182,3 +182,21 @@ def test_init_alphas_seeded_and_small() -> None:
     b = space.init_alphas(torch.Generator().manual_seed(1))
     assert all(torch.equal(x, y) and x.requires_grad for x, y in zip(a, b, strict=True))
     assert max(float(x.detach().abs().max()) for x in a) < 0.01
+
+
+def test_architecture_counts_sum_to_the_raw_architectures(tmp_path) -> None:
+    space = SearchSpace(1)
+    counts = space.architecture_counts(cache_dir=tmp_path)
+    assert sum(counts.values()) == space.num_raw_architectures() == 14580 and len(counts) == 2685
+    assert space.architecture_counts(cache_dir=tmp_path) == counts  # read back from the disk cache
+
+
+@pytest.mark.slow
+def test_architecture_counts_weigh_every_raw_architecture(tmp_path) -> None:
+    """Space 1's 14,580 raw architectures, hashed one by one, give the counts (computed per pruned graph)."""
+    from collections import Counter
+
+    space = SearchSpace(1)
+    counts = space.architecture_counts(cache_dir=tmp_path)
+    assert set(counts) == set(space.unique_specs(cache_dir=tmp_path))
+    assert counts == Counter(hash_spec(m, o) for m, o in space.enumerate())

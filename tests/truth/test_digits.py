@@ -29,8 +29,6 @@ from bench.truth.digits import (
     IncompleteSpaceError,
     RepeatResult,
     canonical_spec,
-    load_digits_splits,
-    split_indices,
 )
 
 C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
@@ -89,27 +87,6 @@ def bench_factory(tmp_path: Path, counter: Counter):
         return DigitsBenchmark(tmp_path / "cache" / "digits.sqlite", protocol or DigitsProtocol(), **kw)
 
     return make
-
-
-# ---- data ------------------------------------------------------------------------------------------
-
-
-def test_splits_fixed_disjoint_stratified() -> None:
-    idx = split_indices()
-    sizes = {k: len(v) for k, v in idx.items()}
-    assert sizes == {"train": 987, "valid": 360, "test": 450}
-    all_idx = np.concatenate(list(idx.values()))
-    assert len(np.unique(all_idx)) == 1797  # disjoint and covering
-    again = split_indices()
-    assert all(np.array_equal(idx[k], again[k]) for k in idx)
-    s = load_digits_splits()
-    for name, (x, y) in s.items():
-        assert x.shape == (sizes[name], 1, 8, 8) and x.dtype == np.float32 and y.dtype == np.int64
-        counts = np.bincount(y, minlength=10)
-        assert counts.min() >= 0.9 * sizes[name] / 10 * 0.95  # stratified: every class ~10 %
-    assert abs(float(s["train"][0].mean())) < 1e-5 and abs(float(s["train"][0].std()) - 1) < 1e-4
-    s["train"][0][:] = 0  # copies: mutating one answer does not change the next
-    assert float(np.abs(load_digits_splits()["train"][0]).sum()) > 0
 
 
 # ---- protocol and specs ----------------------------------------------------------------------------
@@ -205,7 +182,7 @@ def _insert_claim(b: DigitsBenchmark, arch_hash: str, repeat: int, pid: int, cla
     with conn:
         conn.execute(
             "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (b.key, arch_hash, repeat, f"x:{pid}", b._host, pid, claimed),
+            (b.key, arch_hash, repeat, f"x:{pid}", b.store.host, pid, claimed),
         )
     conn.close()
 
@@ -352,23 +329,12 @@ def test_real_query_end_to_end(tmp_path: Path) -> None:
 # workers of the concurrency test, which import this module, start fast.
 
 
-class FakeSpace:
-    """TEST FIXTURE: a 'search space' of four hand-written models."""
-
-    def __init__(self, number: int) -> None:
-        from bench.search.spaces import UnknownSpaceError
-
-        if number not in (1, 2, 3):
-            raise UnknownSpaceError(f"unknown search space {number!r}; choose 1, 2 or 3")
-
-    def unique_specs(self):
-        return {hash_spec(*s): (np.asarray(s[0]), list(s[1])) for s in SPECS[1:]}
-
-
 def test_tabulate_fills_marks_complete_and_exports(tmp_path: Path, monkeypatch, capsys) -> None:
     import bench.tabulate as tabulate
+    import bench.truth.tabulate as tabulation
+    from tests.helpers import fake_space
 
-    monkeypatch.setattr(tabulate, "SearchSpace", FakeSpace)
+    monkeypatch.setattr(tabulation, "SearchSpace", fake_space(SPECS[1:]))
     counter = Counter()
     monkeypatch.setattr(digits, "train_repeat", counter)
     cache = tmp_path / "c.sqlite"
@@ -389,8 +355,10 @@ def test_tabulate_fills_marks_complete_and_exports(tmp_path: Path, monkeypatch, 
 
 def test_tabulate_evaluate_protocol_prints_statistics(tmp_path: Path, monkeypatch, capsys) -> None:
     import bench.tabulate as tabulate
+    import bench.truth.tabulate as tabulation
+    from tests.helpers import fake_space
 
-    monkeypatch.setattr(tabulate, "SearchSpace", FakeSpace)
+    monkeypatch.setattr(tabulation, "SearchSpace", fake_space(SPECS[1:]))
     monkeypatch.setattr(digits, "train_repeat", fake_train)
     argv = ["--benchmark", "digits", "--space", "1", "--cache", str(tmp_path / "c.sqlite"), "--no-shipped"]
     assert tabulate.main([*argv, "--evaluate-protocol", "4", "--estimate-spaces", "1"]) == 0
@@ -416,24 +384,26 @@ def test_tabulate_usage_errors_exit_2(tmp_path: Path, capsys, extra, message) ->
 
 def test_protocol_statistics_on_synthetic_results() -> None:
     """SYNTHETIC results: three repeats that rank five models identically."""
-    import bench.tabulate as tabulate
+    import bench.truth.tabulate as tabulation
 
     res = [
         ArchResult(str(i), (0.5 + i / 10,) * 3, (0.5 + i / 10, 0.51 + i / 10, 0.49 + i / 10))
         for i in range(5)
     ]
-    s = tabulate.protocol_statistics(res, [1.0] * 15)
+    s = tabulation.protocol_statistics(res, [1.0] * 15)
     assert s["test_acc_spread"] == pytest.approx(0.4)
     assert s["spearman_test_min"] == pytest.approx(1.0) and s["cpu_seconds_mean"] == 1.0
 
 
 def test_shipped_space1_table_covers_the_space(tmp_path: Path, counter: Counter) -> None:
-    """The repo ships space 1 tabulated under the default protocol, so regret works out of the box."""
+    """The repo ships space 1 tabulated under the 1-stack protocol (PROTOCOL_1X1): complete there, and
+    never presented as the answers of the default protocol (its rows carry the other protocol's key)."""
     from bench.search.spaces import SearchSpace
 
     path = digits.SHIPPED_DIR / "digits_space1.sqlite"
     assert path in digits.shipped_tables()
-    b = DigitsBenchmark(tmp_path / "empty.sqlite", shipped=[path], train_fn=counter)
+    assert digits.PROTOCOL_1X1.key() == "361c82fbea714088" != DigitsProtocol().key()
+    b = DigitsBenchmark(tmp_path / "empty.sqlite", digits.PROTOCOL_1X1, shipped=[path], train_fn=counter)
     specs = SearchSpace(1).unique_specs(cache_dir=tmp_path)
     assert len(specs) == 2685 and set(specs) <= b.complete_hashes()
     results = b.stored_results(sorted(specs))
@@ -441,3 +411,10 @@ def test_shipped_space1_table_covers_the_space(tmp_path: Path, counter: Counter)
     assert 0.0 < b.best_test_error(1) < 0.1  # the best digits cell errs on a few percent of the test split
     b.query(*specs[min(specs)])
     assert not counter.calls  # answered by the shipped table, nothing trained
+    base = b.random_baseline(1)  # issue 14 measured: mean regret 0.30, median 0.26
+    assert base is not None and base.n_models == 2685
+    assert round(base.mean, 2) == 0.30 and round(base.median, 2) == 0.26
+
+    default = DigitsBenchmark(tmp_path / "empty.sqlite", shipped=[path], train_fn=counter)
+    assert default.best_test_error(1) is None and default.random_baseline(1) is None
+    assert default.lookup(*specs[min(specs)]) is None and not default.complete_hashes()

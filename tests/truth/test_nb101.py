@@ -14,18 +14,17 @@ import numpy as np
 import pytest
 
 from bench.search.graph import InvalidSpecError, clear_hash_cache, hash_pruned, hash_spec, ops_from_labels
-from bench.truth import nb101
+from bench.truth import fixtures, nb101, nb101_cache, nb101_wire
 from bench.truth.base import GroundTruth
+from bench.truth.fixtures import NB101Record
 from bench.truth.nb101 import (
-    EvaluationData,
     InvalidHashError,
-    ModelMetrics,
     NB101FileNotFoundError,
     NB101FormatError,
-    NB101Record,
     NB101Table,
     SpecNotInTableError,
 )
+from bench.truth.nb101_wire import EvaluationData, ModelMetrics
 
 # The one real record of specs/nb101_format.md (a single repeat of it).
 REAL_ADJ = "0100110001000000010010000010000001000000010000000"
@@ -59,7 +58,7 @@ def full_metrics(
 
 
 def records(spec: tuple, values: list[tuple[float, float, float]], epochs: int = 108) -> list[NB101Record]:
-    return nb101.records_for_spec(*spec, [full_metrics(*v) for v in values], epochs=epochs)
+    return fixtures.records_for_spec(*spec, [full_metrics(*v) for v in values], epochs=epochs)
 
 
 @pytest.fixture
@@ -74,7 +73,7 @@ def three_specs() -> list[NB101Record]:
 @pytest.fixture
 def small_file(tmp_path, three_specs):
     path = tmp_path / "small.tfrecord"
-    assert nb101.write_tfrecord(path, three_specs) == 9
+    assert fixtures.write_tfrecord(path, three_specs) == 9
     return path
 
 
@@ -97,8 +96,8 @@ def listing(path) -> list[str]:
 def test_real_record_hash_and_values(tmp_path):
     path = tmp_path / "real.tfrecord"
     metrics = full_metrics(0.9241786599159241, 0.9211738705635071, 1769.1279296875, params=8555530)
-    nb101.write_tfrecord(path, nb101.records_for_spec(REAL_MATRIX, REAL_OPS, [metrics]))
-    payload = json.loads(next(nb101.iter_tfrecord(path)))
+    fixtures.write_tfrecord(path, fixtures.records_for_spec(REAL_MATRIX, REAL_OPS, [metrics]))
+    payload = json.loads(next(nb101_wire.iter_tfrecord(path)))
     assert payload[:4] == [REAL_HASH, 108, REAL_ADJ, ",".join(REAL_OPS)]
 
     table = NB101Table.load(path)
@@ -117,8 +116,8 @@ def test_real_record_hash_and_values(tmp_path):
 def test_generic_metrics_layout_reads_the_same(tmp_path):
     """metrics_from_final leaves fields out, so the reader's generic protobuf path is used."""
     path = tmp_path / "g.tfrecord"
-    m = nb101.metrics_from_final(0.9241786599159241, 0.9211738705635071, 1769.1279296875, 8555530)
-    nb101.write_tfrecord(path, nb101.records_for_spec(REAL_MATRIX, REAL_OPS, [m]))
+    m = fixtures.metrics_from_final(0.9241786599159241, 0.9211738705635071, 1769.1279296875, 8555530)
+    fixtures.write_tfrecord(path, fixtures.records_for_spec(REAL_MATRIX, REAL_OPS, [m]))
     r = NB101Table.load(path).query_hash(REAL_HASH)
     assert (r.valid_acc, r.test_acc, r.train_time, r.params) == (
         (0.9241786599159241,),
@@ -268,8 +267,8 @@ def test_flipped_length_byte(small_file):
 
 def test_malformed_payload_with_valid_crc(tmp_path):
     path = tmp_path / "bad.tfrecord"
-    good = nb101.encode_payload(records(CHAIN3, [(0.8, 0.8, 1.0)])[0])
-    path.write_bytes(nb101.frame_record(good) + nb101.frame_record(b'["abc", 108]'))
+    good = fixtures.encode_payload(records(CHAIN3, [(0.8, 0.8, 1.0)])[0])
+    path.write_bytes(fixtures.frame_record(good) + fixtures.frame_record(b'["abc", 108]'))
     with pytest.raises(NB101FormatError, match="record 1 .*malformed payload"):
         NB101Table.load(path)
 
@@ -281,7 +280,7 @@ def test_repeats_disagreeing_on_spec(tmp_path):
         NB101Record(CHAIN3[0], tuple(CHAIN3[1]), full_metrics(0.8, 0.8, 1.0), module_hash=h),
         NB101Record(CHAIN3B[0], tuple(CHAIN3B[1]), full_metrics(0.8, 0.8, 1.0), module_hash=h),
     ]
-    nb101.write_tfrecord(path, recs)
+    fixtures.write_tfrecord(path, recs)
     with pytest.raises(NB101FormatError, match="record 1 gives hash"):
         NB101Table.load(path)
 
@@ -295,7 +294,7 @@ def test_full_format_keeps_only_108_epochs(tmp_path):
         recs += records(CHAIN3, [(v, v, float(epochs))] * 3, epochs=epochs)
         recs += records(SKIP2, [(v + 0.5, v, 1.0)] * 3, epochs=epochs)
     recs += records(CHAIN3B, [(0.3, 0.3, 3.0)] * 3, epochs=36)  # only below 108: not in the table
-    nb101.write_tfrecord(path, recs)
+    fixtures.write_tfrecord(path, recs)
     table = NB101Table.load(path)
     assert len(table) == 2
     assert table.query(*CHAIN3).valid_acc == (0.108,) * 3
@@ -307,7 +306,7 @@ def test_full_format_keeps_only_108_epochs(tmp_path):
 
 def test_no_108_epoch_rows(tmp_path):
     path = tmp_path / "x.tfrecord"
-    nb101.write_tfrecord(path, records(CHAIN3, [(0.1, 0.1, 1.0)], epochs=4))
+    fixtures.write_tfrecord(path, records(CHAIN3, [(0.1, 0.1, 1.0)], epochs=4))
     with pytest.raises(NB101FormatError, match="none at 108 epochs"):
         NB101Table.load(path)
 
@@ -322,7 +321,7 @@ def test_cache_reused_without_parsing(small_file, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("the tfrecord was parsed again")
 
-    monkeypatch.setattr(nb101, "_iter_frames", boom)
+    monkeypatch.setattr(nb101_cache, "iter_frames", boom)
     second = NB101Table.load(small_file)
     assert second.source == cache
     assert second.query(*CHAIN3) == first.query(*CHAIN3)
@@ -334,7 +333,7 @@ def test_cache_reused_without_parsing(small_file, monkeypatch):
 
 def test_stale_cache_is_rebuilt(small_file, tmp_path):
     NB101Table.load(small_file)
-    nb101.write_tfrecord(small_file, records(SKIP2, [(0.5, 0.5, 1.0)]))
+    fixtures.write_tfrecord(small_file, records(SKIP2, [(0.5, 0.5, 1.0)]))
     st = small_file.stat()
     os.utime(small_file, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     table = NB101Table.load(small_file)
@@ -395,7 +394,7 @@ def test_no_partial_cache_after_failed_write(small_file, monkeypatch, caplog):
         f.truncate(100)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(nb101.np, "savez", half_then_fail)
+    monkeypatch.setattr(nb101_cache.np, "savez", half_then_fail)
     with caplog.at_level(logging.WARNING, logger="bench.truth.nb101"):
         table = NB101Table.load(small_file)  # the table still works, only uncached
     assert len(table) == 3 and "could not write the cache" in caplog.text
@@ -413,36 +412,36 @@ def test_model_metrics_round_trip():
         trainable_parameters=-5,  # int32 negatives are 10-byte varints
         total_time=1800.5,
     )
-    buf = nb101.encode_model_metrics(m)
-    assert nb101.decode_model_metrics(buf) == m
-    assert nb101._final_values(buf) == (0.9241786599159241, 0.9211738705635071, 1769.1279296875, -5)
+    buf = fixtures.encode_model_metrics(m)
+    assert nb101_wire.decode_model_metrics(buf) == m
+    assert nb101_wire.final_values(buf) == (0.9241786599159241, 0.9211738705635071, 1769.1279296875, -5)
     # An unknown field (number 15, varint) is skipped as proto2 does.
-    assert nb101.decode_model_metrics(buf + b"\x78\x01") == m
-    assert nb101._final_values(buf + b"\x78\x01")[0] == 0.9241786599159241
+    assert nb101_wire.decode_model_metrics(buf + b"\x78\x01") == m
+    assert nb101_wire.final_values(buf + b"\x78\x01")[0] == 0.9241786599159241
 
 
 def test_final_values_missing_fields_and_checkpoint():
     with_ckpt = ModelMetrics((EvaluationData(),) * 2 + (EvaluationData(108.0, 5.0, 1.0, 0.7, 0.6, "ck"),), 7)
-    assert nb101._final_values(nb101.encode_model_metrics(with_ckpt)) == (0.7, 0.6, 5.0, 7)
+    assert nb101_wire.final_values(fixtures.encode_model_metrics(with_ckpt)) == (0.7, 0.6, 5.0, 7)
     sparse = ModelMetrics((EvaluationData(),) * 3)
-    va, te, tt, p = nb101._final_values(nb101.encode_model_metrics(sparse))
+    va, te, tt, p = nb101_wire.final_values(fixtures.encode_model_metrics(sparse))
     assert math.isnan(va) and math.isnan(te) and math.isnan(tt) and p == -1
     with pytest.raises(ValueError, match="evaluation_data"):
-        nb101._final_values(nb101.encode_model_metrics(ModelMetrics((EvaluationData(),))))
+        nb101_wire.final_values(fixtures.encode_model_metrics(ModelMetrics((EvaluationData(),))))
     with pytest.raises(ValueError):
-        nb101._final_values(nb101.encode_model_metrics(with_ckpt)[:-3])
+        nb101_wire.final_values(fixtures.encode_model_metrics(with_ckpt)[:-3])
 
 
 def test_missing_params_read_as_none(tmp_path):
     path = tmp_path / "x.tfrecord"
-    nb101.write_tfrecord(path, records(CHAIN3, [(0.8, 0.7, 1.0, None)]))
+    fixtures.write_tfrecord(path, records(CHAIN3, [(0.8, 0.7, 1.0, None)]))
     assert NB101Table.load(path).query(*CHAIN3).params is None
 
 
 def test_masked_crc_known_value():
     # CRC-32C("123456789") = 0xE3069283 (the standard check value), masked as TFRecord does.
     c = 0xE3069283
-    assert nb101.masked_crc32c(b"123456789") == ((((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+    assert nb101_wire.masked_crc32c(b"123456789") == ((((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
 
 
 def test_best_test_error_comes_from_the_space():
@@ -510,8 +509,9 @@ def sample_table(tmp_path_factory, sample_specs) -> NB101Table:
         data["trainable_parameters"],
         strict=True,
     ):
-        recs += nb101.records_for_spec(matrix, ops, [nb101.metrics_from_final(va, None, tt, int(params))])
-    nb101.write_tfrecord(path, recs)
+        metrics = fixtures.metrics_from_final(va, None, tt, int(params))
+        recs += fixtures.records_for_spec(matrix, ops, [metrics])
+    fixtures.write_tfrecord(path, recs)
     return NB101Table.load(path)
 
 
@@ -530,8 +530,8 @@ def vertex_orders(matrix: np.ndarray, ops: list[str]) -> list[tuple[np.ndarray, 
 
 def without_index(table: NB101Table) -> NB101Table:
     """The same table answering every spec query by hashing (as before the index)."""
-    arrays, meta = nb101._read_cache(nb101.cache_path_for(table.source))
-    for name in nb101._SPEC_ARRAYS:
+    arrays, meta = nb101_cache.read_cache(nb101.cache_path_for(table.source))
+    for name in nb101_cache.SPEC_ARRAYS:
         del arrays[name]
     return NB101Table(arrays, meta)
 
@@ -544,7 +544,7 @@ def test_index_answers_every_vertex_order_exactly(sample_table, sample_specs):
     n = 0
     for matrix, ops, key in sample_specs:
         for m, o in vertex_orders(matrix, ops):
-            assert sample_table._stored_row_of(m, o) >= 0
+            assert sample_table.indexed_row(m, o) >= 0
             r = sample_table.query(m, o)
             assert r.arch_hash == key == hash_spec(m, o)
             h = hashed.query(m, o)
@@ -555,14 +555,14 @@ def test_index_answers_every_vertex_order_exactly(sample_table, sample_specs):
                 h.params,
             )
             n += 1
-    assert n == 3105 and len(sample_table._spec_keys) == 2877  # distinct labelled forms (automorphisms)
+    assert n == 3105 and sample_table.spec_index_size == 2877  # distinct labelled forms (automorphisms)
 
 
 def test_index_holds_the_stored_specs(sample_table, sample_specs):
     for matrix, ops, key in sample_specs[:200]:
         stored = sample_table.spec(key)
         assert stored[0].tolist() == matrix.tolist() and stored[1] == ops
-        assert sample_table._hex(sample_table._stored_row_of(*stored)) == key
+        assert sample_table.hashes()[sample_table.indexed_row(*stored)] == key
 
 
 def test_index_with_dead_ends_and_list_input(sample_table, sample_specs):
@@ -581,7 +581,7 @@ def test_index_with_dead_ends_and_list_input(sample_table, sample_specs):
 
 
 def test_spec_not_in_index_nor_table(sample_table):
-    assert sample_table._stored_row_of(*CHAIN3) == -1
+    assert sample_table.indexed_row(*CHAIN3) == -1
     with pytest.raises(SpecNotInTableError, match=nb101.hash_spec(*CHAIN3)) as info:
         sample_table.query(*CHAIN3)
     assert FIX in str(info.value)
@@ -608,9 +608,9 @@ def test_over_budget_spec_raises_even_when_stored(tmp_path):
     ops = ["input"] + ["conv3x3-bn-relu"] * 5 + ["output"]
     h = hash_pruned(full, ops)
     path = tmp_path / "x.tfrecord"
-    nb101.write_tfrecord(path, [NB101Record(full, tuple(ops), full_metrics(0.5, 0.5, 1.0), module_hash=h)])
+    fixtures.write_tfrecord(path, [NB101Record(full, tuple(ops), full_metrics(0.5, 0.5, 1.0), module_hash=h)])
     table = NB101Table.load(path)
-    assert len(table._spec_keys) == 1 and table.query_hash(h).valid_acc == (0.5,)
+    assert table.spec_index_size == 1 and table.query_hash(h).valid_acc == (0.5,)
     with pytest.raises(InvalidSpecError, match="edges"):
         table.query(full, ops)
 
@@ -625,11 +625,12 @@ def test_rows_whose_hash_is_not_their_spec_are_not_indexed(tmp_path, caplog):
         NB101Record(CHAIN3[0], tuple(CHAIN3[1]), full_metrics(0.1, 0.1, 1.0), module_hash=fake_a),
         NB101Record(CHAIN3B[0], tuple(CHAIN3B[1]), full_metrics(0.2, 0.2, 1.0), module_hash=fake_b),
     ]
-    nb101.write_tfrecord(path, recs)
-    with caplog.at_level(logging.WARNING, logger="bench.truth.nb101"):
+    fixtures.write_tfrecord(path, recs)
+    with caplog.at_level(logging.WARNING, logger="bench.truth.nb101_cache"):
         table = NB101Table.load(path)
     assert "does not hash to their module hash" in caplog.text
-    assert table._spec_rows.tolist() == [table.rows([nb101.hash_spec(*CHAIN3)]).item()]
+    row = table.rows([nb101.hash_spec(*CHAIN3)]).item()
+    assert table.spec_index_size == 1 and table.indexed_row(*CHAIN3) == row
     assert table.query(*CHAIN3).valid_acc == (0.8,)
     with pytest.raises(SpecNotInTableError):
         table.query(*CHAIN3B)  # its row claims another hash
@@ -639,31 +640,32 @@ def test_rows_whose_hash_is_not_their_spec_are_not_indexed(tmp_path, caplog):
 def test_old_version_cache_is_rebuilt(small_file, caplog):
     NB101Table.load(small_file)
     cache = nb101.cache_path_for(small_file)
-    arrays, meta = nb101._read_cache(cache)
-    for name in nb101._SPEC_ARRAYS:
+    arrays, meta = nb101_cache.read_cache(cache)
+    for name in nb101_cache.SPEC_ARRAYS:
         del arrays[name]
     st = cache.stat()
-    nb101._write_cache(cache, arrays, {**meta, "version": 1})  # what bench.truth.nb101 wrote before the index
+    nb101_cache.write_cache(cache, arrays, {**meta, "version": 1})  # what was written before the index
     with pytest.raises(NB101FormatError, match="cache version 1, expected 2"):
         NB101Table.load(cache)
     with caplog.at_level(logging.WARNING, logger="bench.truth.nb101"):
         table = NB101Table.load(small_file)
     assert "outdated (cache version 1, expected 2)" in caplog.text and table.source == small_file
     rebuilt = NB101Table.load(cache)
-    assert rebuilt.meta["version"] == nb101.CACHE_VERSION == 2 and cache.stat().st_mtime_ns >= st.st_mtime_ns
-    assert len(rebuilt._spec_keys) == 3 and rebuilt._stored_row_of(*CHAIN3) >= 0
+    assert rebuilt.meta["version"] == nb101_cache.CACHE_VERSION == 2
+    assert cache.stat().st_mtime_ns >= st.st_mtime_ns
+    assert rebuilt.spec_index_size == 3 and rebuilt.indexed_row(*CHAIN3) >= 0
     assert rebuilt.query(*CHAIN3).valid_acc == (0.81, 0.82, 0.83)
 
 
 def test_malformed_index_rejected(small_file):
     NB101Table.load(small_file)
     cache = nb101.cache_path_for(small_file)
-    arrays, meta = nb101._read_cache(cache)
+    arrays, meta = nb101_cache.read_cache(cache)
     arrays["spec_keys"] = arrays["spec_keys"][::-1].copy()
-    nb101._write_cache(cache, arrays, meta)
+    nb101_cache.write_cache(cache, arrays, meta)
     with pytest.raises(NB101FormatError, match="stored-spec index"):
         NB101Table.load(cache)
-    assert len(NB101Table.load(small_file)._spec_keys) == 3  # beside the tfrecord: rebuilt
+    assert NB101Table.load(small_file).spec_index_size == 3  # beside the tfrecord: rebuilt
 
 
 # ------------------------------------------------------------------------------------------- benchmark
