@@ -179,8 +179,13 @@ def plot(stats: pd.DataFrame, order: Sequence[str], spaces: Sequence[int], bench
         empty_text={s: f"no regret in space {s}" for s in spaces},
     )
     dashed = set(stats.loc[stats["kind"] == BLACKBOX, "group"])
-    for ax in fig.axes:
+    if len(spaces) == 1:  # one panel: room for seven lines and their legend
+        fig.set_size_inches(8.0, 5.6)
+    for ax, space in zip(fig.axes, spaces, strict=False):
         ax.set_xscale("log")
+        positive = stats.loc[(stats["space"] == space) & (stats["mean"] > 0), "mean"]
+        if len(positive):  # bands reaching zero or below are cut at a third of the lowest mean shown
+            ax.set_ylim(bottom=positive.min() / 3)
         for line in ax.lines:
             line.set_drawstyle("steps-post")  # regret holds until the next query or epoch
             if line.get_label().rsplit(" (n=", 1)[0] in dashed:

@@ -124,8 +124,8 @@ def best_test_error(table: GroundTruth, space: int) -> float:
     if best is None:
         raise UntabulatedSpaceError(
             f"the {table.name} table knows no optimum of space {space} (not fully tabulated), so no regret "
-            f"can be computed and every query of an untabulated cell would train it; tabulate it first "
-            f"(python -m bench.tabulate --benchmark {table.name} --space {space}) or use space 1"
+            f"can be computed and every query of an untabulated cell would train it; tabulate it first: "
+            f"python -m bench.tabulate --benchmark {table.name} --space {space}"
         )
     return float(best)
 
