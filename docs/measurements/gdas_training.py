@@ -23,6 +23,8 @@ Variants (`--variants`, default all):
 - spos: uniform single path (SPOS / the RSWS weight step): one uniformly random op per block and random
   parents (0/1 weights), one cell shared by all 9 cells, only the chosen ops run.
 - spos-per-cell: the same with an independent uniform sample per cell.
+- fixed: one random cell (the same for every seed), trained alone as a stand-alone network inside the
+  supernet (0/1 weights, only its ops run): how fast a single discrete network learns under this protocol.
 """
 
 from __future__ import annotations
@@ -42,7 +44,16 @@ from bench.runs.config import RunConfig
 from bench.runs.parts import build_parts
 from optimizers.base import OneShotOptimizer, StepStats
 
-VARIANTS = ("darts", "gdas", "gdas-shared", "gdas-noarch", "gdas-hard-edges", "spos", "spos-per-cell")
+VARIANTS = (
+    "darts",
+    "gdas",
+    "gdas-shared",
+    "gdas-noarch",
+    "gdas-hard-edges",
+    "spos",
+    "spos-per-cell",
+    "fixed",
+)
 
 
 def stacked_one_hot(plugin: OneShotOptimizer, per_cell: bool) -> list[Tensor]:
@@ -71,11 +82,16 @@ def configure(variant: str, plugin: OneShotOptimizer) -> None:
     """Patch the variant's behaviour onto a freshly built plug-in instance."""
     if variant == "gdas-shared":
         plugin.num_cells = None
-    if variant in ("gdas-noarch", "spos", "spos-per-cell"):
+    if variant in ("gdas-noarch", "spos", "spos-per-cell", "fixed"):
         plugin.arch_step = lambda batch_val, batch_train=None: None
     if variant == "gdas-hard-edges":
         soft_weights = plugin.arch_weights
         plugin.arch_weights = lambda alphas: hard_edges(plugin, soft_weights(alphas))
+    if variant == "fixed":
+        cell = plugin.ctx.space.one_hot(plugin.ctx.space.sample(torch.Generator().manual_seed(0)))
+        plugin.weight_step_weights = lambda batch_train: cell
+        plugin.fixed_cell = cell  # evaluated instead of the argmax cell of the (untouched) alphas
+        plugin.forward = lambda x, w: plugin.ctx.model(x, w, op_choice=w[0].argmax(-1))
     if variant.startswith("spos"):
         per_cell = variant == "spos-per-cell"
         plugin.weight_step_weights = lambda batch_train: stacked_one_hot(plugin, per_cell)
@@ -122,7 +138,7 @@ def run(variant: str, seed: int, epochs: int, data: SearchData, eval_every: int)
         parts.scheduler.step()
         alphas = parts.alphas
         space = parts.space
-        one_hot = space.one_hot(space.argmax_architecture(alphas))
+        one_hot = getattr(plugin, "fixed_cell", None) or space.one_hot(space.argmax_architecture(alphas))
         choice = one_hot[0].argmax(-1)
         soft = [F.softmax(a.detach(), -1) for a in alphas]
         row = {"variant": variant, "seed": seed, "epoch": epoch, "step": (epoch + 1) * steps,
@@ -142,19 +158,86 @@ def run(variant: str, seed: int, epochs: int, data: SearchData, eval_every: int)
     return rows
 
 
+@torch.no_grad()
+def evaluate_recalibrated(plugin: OneShotOptimizer, data: SearchData, weights: Sequence[Tensor],
+                          op_choice: Tensor) -> float:  # fmt: skip
+    """SPOS' practice: reset every BN's running statistics, re-estimate them as a cumulative average over
+    the training half (train-mode forwards of this network, no gradient), then evaluate in eval mode."""
+    model = plugin.ctx.model
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative moving average
+    model.train()
+    for i in range(0, len(data.x_train), 96):
+        model(data.x_train[i : i + 96], weights, op_choice=op_choice)
+    accuracy = evaluate(plugin, data, weights, False, op_choice)
+    for bn, m in zip(bns, momenta, strict=True):
+        bn.momentum = m
+    model.load_state_dict(state)
+    return accuracy
+
+
+def evaluation_modes(run_dir: Path, samples: int = 5) -> dict[str, float]:
+    """A finished GDAS run's final supernet, evaluated on the whole architecture half in several ways."""
+    from bench.runs.restore import load_run
+
+    run = load_run(run_dir, device="cpu")
+    plugin, space, data = run.plugin, run.plugin.ctx.space, run.data
+    plugin.on_epoch_start(run.epoch)  # tau of the last epoch
+    one_hot = plugin.oneshot_weights(run.alphas)
+    choice = one_hot[0].argmax(-1)
+    soft = [F.softmax(a, -1) for a in run.alphas]
+    argmax_ops_soft_edges = [one_hot[0], *soft[1:]]
+    out = {
+        "argmax cell, one-hot (oneshot_weights), eval-mode BN": evaluate(
+            plugin, data, one_hot, False, choice
+        ),
+        "argmax cell, one-hot, train-mode BN (batch statistics)": evaluate(
+            plugin, data, one_hot, True, choice
+        ),
+        "argmax ops, softmax(alpha) edges, eval-mode BN": evaluate(
+            plugin, data, argmax_ops_soft_edges, False, choice
+        ),
+        "argmax op at softmax(alpha) weights, eval-mode BN (the old evaluation)": evaluate(
+            plugin, data, soft, False, choice
+        ),
+    }
+    out["argmax cell, one-hot, eval-mode BN recalibrated on the training half"] = evaluate_recalibrated(
+        plugin, data, one_hot, choice
+    )
+    torch.manual_seed(0)
+    accs = []
+    for _ in range(samples):  # NB1's infer: a per-cell Gumbel sample at the current tau, eval mode
+        weights = [w.detach() for w in plugin.arch_weights(run.alphas)]
+        accs.append(evaluate(plugin, data, weights, False, weights[0].argmax(-1)))
+    out[f"Gumbel samples at tau={plugin.tau:.2f}, eval-mode BN (NB1's infer), mean of {samples}"] = (
+        sum(accs) / samples
+    )
+    out["architecture"] = str(space.argmax_architecture(run.alphas))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--eval-every", type=int, default=5, help="evaluate the argmax cell every N epochs")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, help="curves CSV")
+    p.add_argument("--evaluate-run", type=Path, help="instead: evaluate a finished GDAS run directory")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.evaluate_run is not None:
+        for key, value in evaluation_modes(args.evaluate_run).items():
+            print(f"{key}: {value if isinstance(value, str) else f'{value:.4f}'}")
+        return
     data = load_digits_search_data(0.5)
     rows = []
-    for variant in args.variants.split(","):
-        for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in (int(s) for s in args.seeds.split(",")):  # every variant of a seed before the next seed
+        for variant in args.variants.split(","):
             rows += run(variant, seed, args.epochs, data, args.eval_every)
             with open(args.out, "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=list(rows[0]))
