@@ -44,9 +44,10 @@ from bench.settings import Range
 
 log = logging.getLogger(__name__)
 
-# The trainer's ranges (NAS-Bench-1Shot1's BOHB space for one-shot optimizers, its "cs 3"). There is no
-# cutout setting in this harness (the digits benchmark and the reference search do not use it).
+# The trainer's ranges (NAS-Bench-1Shot1's BOHB space for one-shot optimizers, its "cs 3", which also
+# switches cutout on and off).
 TRAINER_RANGES: dict[str, Range] = {
+    "cutout": Range(choices=(False, True)),
     "w_lr": Range(1e-3, 1.0, log=True),
     "w_weight_decay": Range(1e-5, 1e-3, log=True),
     "w_momentum": Range(0.0, 0.99),
