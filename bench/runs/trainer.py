@@ -470,6 +470,16 @@ def config_record(cfg: RunConfig, trainer: Trainer, extra: dict[str, Any]) -> di
         },
         "git_revision": results.git_revision(),
         "best_test_error": trainer.best_test_error,
+        # Regret of a uniformly random cell of the space (None until the table covers it): the baseline
+        # analysis.regret draws beside the optimizers.
+        "random_baseline": random_baseline(trainer.table, cfg.space),
     }
     record.update(extra)
     return record
+
+
+def random_baseline(table: GroundTruth, space: int) -> dict[str, Any] | None:
+    """The table's random-architecture regret baseline as a plain dict, where the table offers one."""
+    baseline = getattr(table, "random_baseline", None)
+    value = baseline(space) if baseline is not None else None
+    return dataclasses.asdict(value) if value is not None else None
