@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import HarnessError, UsageError
+from bench.runs import results
 from bench.runs.config import PRESETS
 
 log = logging.getLogger("bench.hpo")
@@ -104,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         table_factory, data_factory = executors.factories(benchmark, paths)
         hpo.check_compatible(spec, args.out)
-        _check_writable(args.out)
+        results.check_writable(args.out)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -132,17 +133,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"best: trial {best.number}, final validation regret {best.value:.6g}")
     print(line)
     return 0
-
-
-def _check_writable(root: Path) -> None:
-    import tempfile
-
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"--out {root}: not writable ({exc.strerror}); choose another directory") from None
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -202,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.jobs = resolve_jobs(args.jobs, device, len(requests))
         if args.threads < 1:
             raise UsageError(f"--threads {args.threads}: must be at least 1")
-        _check_writable(Path(args.out))
+        results.check_writable(Path(args.out))
         if not args.force:
             for req in requests:
                 results.check_compatible(req.run_dir, req.cfg.to_dict())
@@ -267,17 +267,6 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def _same(obj: Any) -> Any:
     return obj
-
-
-def _check_writable(root: Path) -> None:
-    import tempfile
-
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"--out {root}: not writable ({exc.strerror}); choose another directory") from None
 
 
 if __name__ == "__main__":

@@ -16,10 +16,8 @@ import functools
 import itertools
 import logging
 import os
-import shutil
 import signal
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -132,31 +130,6 @@ def resolve_jobs(text: str, n_runs: int) -> int:
     return jobs
 
 
-def _check_writable(root: Path) -> None:
-    import tempfile
-
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"--out {root}: not writable ({exc.strerror}); choose another directory") from None
-
-
-def move_aside(run_dir: Path, out_root: Path) -> Path:
-    """--force: keep the old run under <out>/.replaced/ instead of deleting it."""
-    target = (
-        out_root / results.REPLACED_DIR / f"{run_dir.relative_to(out_root)}.{time.strftime('%Y%m%d-%H%M%S')}"
-    )
-    n = 0
-    while target.exists():
-        n += 1
-        target = target.with_name(f"{target.name}-{n}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(run_dir), str(target))
-    return target
-
-
 # ---- running ------------------------------------------------------------------------------------
 def _in_worker(request: BlackboxRequest, table_factory: Callable[[], Any]) -> BlackboxOutcome:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -199,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = table_factory()  # fail fast on a missing or corrupt table
         for space in sorted({r.space for r in requests}):
             runs.best_test_error(table, space)  # a space without optimum: say so before anything runs
-        _check_writable(out)
+        results.check_writable(out)
         if not args.force:
             for req in requests:
                 runs.check_compatible(req)
@@ -210,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.force:
         for req in requests:
             if req.run_dir.exists():
-                log.info("--force: moved the old run to %s", move_aside(req.run_dir, out))
+                log.info("--force: moved the old run to %s", results.move_aside(req.run_dir, out))
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if jobs > 1:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import shutil
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -87,19 +85,6 @@ def benchmark_note(benchmark: str, best_test_error: float | None) -> str:
     )
 
 
-def move_aside(run_dir: Path, out_root: Path) -> Path:
-    """--force: keep the old run under <out>/.replaced/ instead of deleting it."""
-    rel = run_dir.relative_to(out_root)
-    target = out_root / results.REPLACED_DIR / f"{rel}.{time.strftime('%Y%m%d-%H%M%S')}"
-    n = 0
-    while target.exists():
-        n += 1
-        target = target.with_name(f"{target.name}-{n}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(run_dir), str(target))
-    return target
-
-
 def execute(
     request: RunRequest,
     table: Any,
@@ -118,7 +103,7 @@ def _execute(
 ) -> RunOutcome:
     run_dir: Path = request.run_dir
     if force and run_dir.exists():
-        log.info("--force: moved the old run to %s", move_aside(run_dir, request.out_root))
+        log.info("--force: moved the old run to %s", results.move_aside(run_dir, request.out_root))
     status = results.read_json(run_dir / results.STATUS_JSON)
     if status and status.get("state") == "complete":
         rows = results.read_epochs(run_dir / results.EPOCHS_CSV)

@@ -274,3 +274,32 @@ def git_revision() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def check_writable(root: Path) -> None:
+    """Fail early, with the fix, when the results root cannot be written."""
+    import tempfile
+
+    from bench.errors import UsageError
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {root}: not writable ({exc.strerror}); choose another directory") from None
+
+
+def move_aside(run_dir: Path, out_root: Path) -> Path:
+    """--force: keep the old run under <out>/.replaced/ instead of deleting it."""
+    import shutil
+    import time
+
+    target = out_root / REPLACED_DIR / f"{run_dir.relative_to(out_root)}.{time.strftime('%Y%m%d-%H%M%S')}"
+    n = 0
+    while target.exists():
+        n += 1
+        target = target.with_name(f"{target.name}-{n}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(run_dir), str(target))
+    return target
