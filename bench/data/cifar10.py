@@ -22,6 +22,7 @@ META = "batches.meta"
 REQUIRED_FILES = (*TRAIN_BATCHES, *TEST_BATCHES, META)
 NUM_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)  # the rows are CHW-flattened, 3072 bytes each
+TRAIN_IMAGES = 50_000  # the training split: 5 batches of 10,000
 _FETCH_HINT = "python -m bench.data download cifar10"
 
 # (module, name) pairs an ndarray pickle needs, under NumPy 1 names (the official files) and NumPy 2 names.

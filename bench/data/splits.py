@@ -130,9 +130,18 @@ def load_cifar10_search_data(
     std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
     x = (x - mean) / std
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    return cifar10_halves(x, y, train_portion, augment)
+
+
+def cifar10_halves(
+    x: Tensor, y: Tensor, train_portion: float, augment: bool = True, name: str = "cifar10"
+) -> SearchData:
+    """Normalized CIFAR-shaped images (N x 3 x 32 x 32) and labels as search data: the weight and the
+    architecture half, CIFAR-10's augmentation and black padding (also `bench.perf protocol`'s
+    synthetic stand-in, which must batch exactly as the real data do)."""
     xt, yt, xv, yv = split_halves(x, y, train_portion)
     black = tuple(float(-m / s) for m, s in zip(CIFAR_MEAN, CIFAR_STD, strict=True))
-    return SearchData("cifar10", xt, yt, xv, yv, num_classes=10, in_channels=3, augment=augment, black=black)
+    return SearchData(name, xt, yt, xv, yv, num_classes=10, in_channels=3, augment=augment, black=black)
 
 
 def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:

@@ -31,10 +31,10 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ import torch
 from bench.data.splits import (
     STREAM_TRAIN,
     STREAM_VALID,
+    Augmentation,
     SearchData,
     epoch_batches,
     fixed_batch,
@@ -53,6 +54,11 @@ from bench.runs.device import rng_state, set_rng_state
 from bench.runs.parts import augmentation, build_parts
 from bench.search.spaces import Architecture
 from bench.truth.base import GroundTruth
+
+if TYPE_CHECKING:
+    from bench.search.hessian import EigenInfo
+    from optimizers import OneShotOptimizer
+    from optimizers.base import Batch
 
 log = logging.getLogger(__name__)
 
@@ -165,18 +171,8 @@ class Trainer:
 
     # ---- one epoch -----------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
-        cfg, data = self.cfg, self.data
-        steps = data.steps_per_epoch(cfg.batch_size, partial=cfg.partial_batch)
-        train = epoch_batches(
-            data.x_train, data.y_train, cfg.batch_size, cfg.seed, epoch, STREAM_TRAIN, self.device,
-            augment=self.augment, steps=steps, partial=cfg.partial_batch,
-        )  # fmt: skip
-        valid = epoch_batches(
-            data.x_valid, data.y_valid, cfg.batch_size, cfg.seed, epoch, STREAM_VALID, self.device,
-            augment=self.augment, steps=steps, partial=cfg.partial_batch,
-        )  # fmt: skip
         loss_sum, correct, n = 0.0, 0, 0
-        for batch_train, batch_val in zip(train, valid, strict=True):
+        for batch_train, batch_val in search_batches(self.cfg, self.data, epoch, self.device, self.augment):
             self.last_search_batch = batch_val
             stats = self.plugin.step(batch_train, batch_val)
             fault_point("step", epoch)
@@ -285,26 +281,8 @@ class Trainer:
         cfg = self.cfg
         if not cfg.hessian or (epoch % cfg.hessian_every and epoch != self.epochs - 1):
             return float("nan"), 0.0
-        from bench.search.hessian import supernet_eigenvalue_info
-
         t0 = time.perf_counter()
-        if cfg.hessian_weights == "search":
-            # A plug-in that runs the plain supernet keeps the staged loss (hessian_hvp=segmented).
-            mixing, forward = self.plugin.hessian_mixing(), own_forward(self.plugin)
-        else:
-            mixing, forward = self.plugin.eval_weights, None
-        info = supernet_eigenvalue_info(
-            self.model,
-            self.alphas,
-            mixing,
-            self.hessian_batch(epoch),
-            arch_weight_decay=cfg.a_weight_decay,
-            method=cfg.hessian_method,
-            hvp=cfg.hessian_hvp,
-            start=self.eig_vector,  # method="exact" ignores it and returns no vector
-            forward=forward,
-            restore_bn=cfg.hessian_restore_bn,
-        )
+        info = measure_hessian(cfg, self.plugin, self.hessian_batch(epoch), start=self.eig_vector)
         # Warm start for the next epoch: the top eigenvector moves slowly along a search. It is part of
         # the checkpoint, so a resumed run measures exactly what an uninterrupted one does.
         self.eig_vector = info.vector
@@ -426,6 +404,54 @@ class Trainer:
             # Stepping first (the scripts' order) is deliberate: no "step() before optimizer.step()" noise.
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
             self.scheduler.step()
+
+
+def search_batches(
+    cfg: RunConfig, data: SearchData, epoch: int, device: torch.device, augment: Augmentation | None
+) -> Iterator[tuple[Batch, Batch]]:
+    """The epoch's search steps' (training batch, validation batch) pairs, drawn and augmented lazily:
+    `data.steps_per_epoch` of them (`partial_batch`: the last pair is the smaller remainder)."""
+    steps = data.steps_per_epoch(cfg.batch_size, partial=cfg.partial_batch)
+    train = epoch_batches(
+        data.x_train, data.y_train, cfg.batch_size, cfg.seed, epoch, STREAM_TRAIN, device,
+        augment=augment, steps=steps, partial=cfg.partial_batch,
+    )  # fmt: skip
+    valid = epoch_batches(
+        data.x_valid, data.y_valid, cfg.batch_size, cfg.seed, epoch, STREAM_VALID, device,
+        augment=augment, steps=steps, partial=cfg.partial_batch,
+    )  # fmt: skip
+    return zip(train, valid, strict=True)
+
+
+def measure_hessian(
+    cfg: RunConfig,
+    plugin: OneShotOptimizer,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    start: np.ndarray | None = None,
+) -> EigenInfo:
+    """The Hessian eigenvalue of the plug-in's supernet on `batch`, as the run's settings define it
+    (`hessian_weights`, `hessian_method`, `hessian_hvp`, `hessian_restore_bn`): the one way the trainer
+    measures it, shared with `bench.perf protocol`, which times it. `start`: a warm-start vector
+    (method="exact" ignores it and returns no vector)."""
+    from bench.search.hessian import supernet_eigenvalue_info
+
+    if cfg.hessian_weights == "search":
+        # A plug-in that runs the plain supernet keeps the staged loss (hessian_hvp=segmented).
+        mixing, forward = plugin.hessian_mixing(), own_forward(plugin)
+    else:
+        mixing, forward = plugin.eval_weights, None
+    return supernet_eigenvalue_info(
+        plugin.ctx.model,
+        plugin.ctx.alphas,
+        mixing,
+        batch,
+        arch_weight_decay=cfg.a_weight_decay,
+        method=cfg.hessian_method,
+        hvp=cfg.hessian_hvp,
+        start=start,
+        forward=forward,
+        restore_bn=cfg.hessian_restore_bn,
+    )
 
 
 def own_forward(plugin: Any) -> Callable | None:
