@@ -18,8 +18,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 $py -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
 
 step "CUDA tests"
-timeout 150 $py -m pytest -q -p no:cacheprovider tests/test_hessian.py tests/test_supernet.py \
-    tests/test_trainer.py -k "cuda or device" --tb=line 2>&1 | tail -8
+timeout 150 $py -m pytest -q -p no:cacheprovider tests/search/test_hessian.py tests/search/test_supernet.py \
+    tests/runs/test_trainer.py -k "cuda or device" --tb=line 2>&1 | tail -8
 
 step "quick preset twice at once on cuda"
 for r in a b; do
