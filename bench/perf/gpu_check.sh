@@ -3,7 +3,8 @@
 #   1. the CUDA tests (skipped on CPU machines),
 #   2. the quick preset (DARTS, space 1, seed 0) twice at once on the GPU: both epochs.csv must agree
 #      apart from the timing columns (deterministic cuDNN), and the wall time of one run,
-#   3. the Hessian, supernet and optimizer benchmarks on the GPU.
+#   3. the Hessian, supernet and optimizer benchmarks on the GPU,
+#   4. the paper protocol's cost (bench.perf protocol, space 1 timed; its JSON in LOG_DIR).
 # Usage: bash bench/perf/gpu_check.sh [LOG_DIR]   (run from the repository root; needs a CUDA torch)
 set -u
 logs=${1:-${OUT:-gpu_check}}
@@ -48,5 +49,11 @@ step "bench.perf optimizers"
 timeout 90 $py -m bench.perf optimizers --device cuda 2>&1 | tee "$logs/perf_optimizers.txt" | tail -14
 step "bench.perf supernet"
 timeout 90 $py -m bench.perf supernet --device cuda 2>&1 | tee "$logs/perf_supernet.txt" | tail -12
+
+# Space 1 only, 2 timed steps: 8 full-size supernets, each with a Hessian, fit the slot; spaces 2-3
+# reuse space 1's costs (the output says so). All three spaces belong to an idle machine's run.
+step "bench.perf protocol (space 1, 2 steps)"
+timeout 180 $py -m bench.perf protocol --device cuda --spaces 1 --steps 2 --json "$logs/perf_protocol.json" \
+    2>&1 | tee "$logs/perf_protocol.txt" | tail -30
 
 step "done"
