@@ -490,9 +490,8 @@ def report(
     first = costs[0]
     print(
         f"\npaper-preset protocol cost, benchmark {BENCHMARK}, {first.init_channels} channels, {first.cells} "
-        f"cells, SYNTHETIC CIFAR-shaped data (random "
-        f"3x32x32 images, random labels), device {device}, {torch.get_num_threads()} threads, median of "
-        f"{args.scale.steps} timed step(s) after a warm-up"
+        f"cells, SYNTHETIC CIFAR-shaped data (random 3x32x32 images, random labels), device {device}, "
+        f"{torch.get_num_threads()} threads, median of {args.scale.steps} timed step(s) after a warm-up"
     )
     header = (
         f"{'optimizer':<11} {'space':>5} {'batch':>5} {'steps/ep':>8} {'step s':>8} {'steps s/ep':>10} "
