@@ -128,7 +128,8 @@ class Cost:
     hessian_batch_mode: str  # the preset's hessian_batch
     hessian_epochs: int  # epochs the preset measures it in
     eval_batch_s: float  # one one-shot evaluation batch
-    eval_batches: int  # per pass over the validation half
+    validation_images: int  # the architecture half a one-shot evaluation passes over
+    eval_batches: int  # per pass over it
     eval_passes: int  # per epoch
     bn_recal_s: float  # one BN re-estimation, all its batches (0: none)
     extras: Extra
@@ -431,6 +432,7 @@ def measure(name: str, cfg: RunConfig, data: SearchData, scale: Scale) -> Cost:
         hessian_batch_mode=cfg.hessian_batch,
         hessian_epochs=hessian_epochs(cfg, parts.epochs),
         eval_batch_s=eval_s,
+        validation_images=len(data.x_valid),
         eval_batches=n_eval,
         eval_passes=eval_passes(cfg),
         bn_recal_s=recal_s,
@@ -509,8 +511,8 @@ def report(
         f"Hessian = one cold-start eigenvalue on {first.hessian_batch} images (hessian_batch="
         f"{first.hessian_batch_mode}) x the epochs it is measured in (warm-started epochs need fewer "
         f"products); evaluation = {args.scale.eval_batches} timed eval batch(es) scaled to a pass over the "
-        f"{args.n_valid:,}-image validation half, x {first.eval_passes} passes, + the BN re-estimation "
-        "(timed in full)."
+        f"{first.validation_images:,}-image validation half, x {first.eval_passes} passes, + the BN "
+        "re-estimation (timed in full)."
     )
     for c in costs:
         if c.extras.how != "none":
@@ -560,7 +562,6 @@ def report(
         "parallel": args.parallel,
         "table4_spaces": args.table4_spaces,
         "table4_bandwidths": list(TABLE4_BANDWIDTHS),
-        "validation_images": args.n_valid,
         "spaces_timed": args.space_list,
         "space_source": {str(s): t for s, t in source.items()},
         "costs": [c.to_dict() for c in costs],
@@ -634,7 +635,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             key = (cfg.train_portion, cfg.augment)
             if key not in data_by_split:
                 data_by_split[key] = synthetic_cifar10(*key)
-            args.n_valid = len(data_by_split[key].x_valid)
             log.info("timing %s, space %d (batch %d) ...", name, space, cfg.batch_size)
             cost = measure(name, cfg, data_by_split[key], args.scale)
             log.info("  %.1f s per epoch, %.2f h per run", cost.epoch_s, cost.run_hours)
