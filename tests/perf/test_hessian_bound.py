@@ -1,0 +1,47 @@
+"""The Krylov lower bound `bench.perf hessian` prints beside the speed target (issue 16)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.perf.hessian import krylov_hvp_bound
+
+
+def _random_symmetric(n: int, seed: int, spectrum: np.ndarray | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    eig = rng.standard_normal(n) if spectrum is None else spectrum
+    return q @ np.diag(eig) @ q.T
+
+
+def test_few_distinct_eigenvalues_exhaust_the_krylov_space() -> None:
+    # A start vector reaches an invariant subspace after (number of distinct eigenvalues) products.
+    h = _random_symmetric(12, 0, np.array([2.0] * 4 + [0.5] * 4 + [-3.0] * 4))
+    bound = krylov_hvp_bound(h, starts=20)
+    assert bound["max"] <= 3
+    assert bound["lambda"][0] == pytest.approx(2.0)
+
+
+def test_a_well_separated_top_needs_few_products() -> None:
+    h = _random_symmetric(24, 1, np.concatenate([[1000.0], np.linspace(0.0, 1.0, 23)]))
+    assert krylov_hvp_bound(h, starts=20)["max"] <= 3
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_count_matches_an_independent_krylov_basis(seed: int) -> None:
+    # The bound's count from one start, recomputed from a QR of [v, Hv, H^2 v, ...] (monomial basis:
+    # fine at n = 8), with the Ritz value of each k-dimensional space compared to the true top.
+    n, rtol = 8, 1e-4
+    h = _random_symmetric(n, 10 + seed)
+    top = np.linalg.eigvalsh(h)[-1]
+    v = np.random.default_rng(seed).standard_normal(n)
+    expected = n
+    for k in range(1, n + 1):
+        krylov = np.stack([np.linalg.matrix_power(h, j) @ v for j in range(k)], axis=1)
+        q, _ = np.linalg.qr(krylov)
+        if abs(np.linalg.eigvalsh(q.T @ h @ q)[-1] - top) <= rtol * abs(top):
+            expected = k
+            break
+    bound = krylov_hvp_bound(h, rtol=rtol, starts=1, seed=seed)
+    assert bound["min"] == bound["max"] == expected
