@@ -398,6 +398,17 @@ def test_rsws_paper_protocol_is_recorded() -> None:
     )
 
 
+def test_enas_paper_protocol_trains_the_shared_weights_as_nb1() -> None:
+    paper = RunConfig.resolve("enas", 1, benchmark="nb101", preset="paper")
+    assert (paper.batch_size, paper.grad_clip, paper.w_weight_decay, paper.resolved_epochs(100)) == (
+        64, 0.25, 1e-4, 100,
+    )  # fmt: skip
+    corrected = RunConfig.resolve("enas", 1, benchmark="nb101", preset="corrected")
+    assert (corrected.batch_size, corrected.grad_clip, corrected.w_weight_decay) == (96, 5.0, 3e-4)
+    quick = RunConfig.resolve("enas", 1, benchmark="nb101", preset="quick")
+    assert quick.batch_size == 32  # quick shrinks paper, the ENAS layer included
+
+
 # ---- in-place zero_grad (PyTorch 1.3) -------------------------------------------------------------
 @pytest.mark.parametrize("to_none", [False, True])
 def test_unsampled_ops_keep_moving_with_in_place_zero_grad(to_none: bool) -> None:
