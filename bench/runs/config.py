@@ -11,8 +11,9 @@ NAS-Bench-1Shot1's figures and SDARTS/MS-DARTS' Figure 3, as read in
    (`OneShotOptimizer.preset_settings`: its epoch budget, RSWS's batch 64 and clip 0.25, ...);
 3. the benchmark's adjustments (`benchmark_adjustments`): only where a preset value cannot work on that
    benchmark (the 8x8 digits are never augmented; NB-101's BN momentum 0.003 is raised to 0.1 on digits'
-   ~6 steps per epoch), each one recorded with its reason in `benchmark_overrides`, so a preset's
-   fidelity settings never change silently;
+   ~6 steps per epoch; the supernet's cells per stack mirror the digits ground-truth network when that
+   has the supernet's 3 stacks), each one recorded with its reason in `benchmark_overrides`, so a
+   preset's fidelity settings never change silently;
 4. explicit overrides (`--set key=value`, strings or values), which beat everything.
 
 Plug-in settings land in `optimizer_params`, parsed by the plug-in's own dataclass, and the plug-in
@@ -30,6 +31,7 @@ from typing import Any
 from bench.data.splits import CROP_PADDINGS
 from bench.errors import ConfigError
 from bench.settings import field_types, parse_value
+from bench.truth.digits_protocol import RUN_PROTOCOL, DigitsProtocol
 
 PRESETS = ("paper", "corrected", "quick")
 BENCHMARKS = ("nb101", "digits")
@@ -329,17 +331,32 @@ PRESET_LAYERS: dict[str, tuple[str, ...]] = {
     "quick": ("paper", "quick"),
 }
 
+SUPERNET_STACKS = 3  # the supernet's stacks (Supernet's default, as NB-101's network)
+
 # On digits' ~6 search steps per epoch a BN momentum below this leaves the running statistics near their
 # initial values for most of the search.
 DIGITS_MIN_BN_MOMENTUM = 0.1
 
 
-def benchmark_adjustments(benchmark: str, cfg: RunConfig) -> dict[str, tuple[Any, str]]:
+def benchmark_adjustments(
+    benchmark: str, cfg: RunConfig, digits_protocol: DigitsProtocol | None = None
+) -> dict[str, tuple[Any, str]]:
     """Settings a preset gives that cannot work on `benchmark`: key -> (value, reason). resolve() applies
-    them unless overridden and records each in `benchmark_overrides`."""
+    them unless overridden and records each in `benchmark_overrides`. `digits_protocol`: the digits
+    ground truth searches are scored against (default `RUN_PROTOCOL`)."""
     if benchmark != "digits":
         return {}
+    ground_truth = RUN_PROTOCOL if digits_protocol is None else digits_protocol
     out: dict[str, tuple[Any, str]] = {}
+    if ground_truth.num_stacks == SUPERNET_STACKS and cfg.cells_per_stack != ground_truth.modules_per_stack:
+        # NAS-Bench-1Shot1's supernet mirrors NB-101's macro-architecture; on digits the mirror is the
+        # ground-truth network, so a cell is searched in the network it is rated in (issue 14).
+        out["cells_per_stack"] = (
+            ground_truth.modules_per_stack,
+            f"the digits ground truth rates a cell in {ground_truth.num_stacks} stacks x "
+            f"{ground_truth.modules_per_stack} cell(s); the supernet mirrors that network as "
+            "NAS-Bench-1Shot1's mirrors NAS-Bench-101's",
+        )
     if cfg.augment:
         out["augment"] = (
             False,

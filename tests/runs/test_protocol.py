@@ -29,10 +29,11 @@ from bench.data.splits import (
     epoch_batches,
 )
 from bench.runs import results
-from bench.runs.config import CORRECTED_SETTINGS, RunConfig
+from bench.runs.config import CORRECTED_SETTINGS, SUPERNET_STACKS, RunConfig, benchmark_adjustments
 from bench.runs.trainer import Trainer
 from bench.search import hessian as hessian_module
 from bench.search.hessian import EigenInfo
+from bench.truth.digits_protocol import PROTOCOL_1X1, RUN_PROTOCOL, DigitsProtocol
 from optimizers.gdas import gdas_tau
 from tests.helpers import batch, make_optimizer, toy_validation_stream
 
@@ -446,16 +447,31 @@ def test_presets_resolve_every_protocol_setting() -> None:
 
 
 def test_digits_changes_are_recorded_not_silent() -> None:
+    mirror = {"cells_per_stack"} if RUN_PROTOCOL.num_stacks == SUPERNET_STACKS else set()
     paper = RunConfig.resolve("darts", 1, benchmark="digits", preset="paper")
     assert paper.bn_momentum == 0.997 and paper.head_bn_momentum == 0.1  # the preset's fidelity kept
-    assert set(paper.benchmark_overrides) == {"augment"} and paper.augment is False
+    assert set(paper.benchmark_overrides) == {"augment"} | mirror and paper.augment is False
     corrected = RunConfig.resolve("darts", 1, benchmark="digits", preset="corrected")
-    assert set(corrected.benchmark_overrides) == {"augment", "bn_momentum", "head_bn_momentum"}
+    assert set(corrected.benchmark_overrides) == {"augment", "bn_momentum", "head_bn_momentum"} | mirror
     assert corrected.bn_momentum == 0.1 and "0.003 -> 0.1" in corrected.benchmark_overrides["bn_momentum"]
     explicit = RunConfig.resolve(
         "darts", 1, benchmark="digits", preset="corrected", overrides={"bn_momentum": "0.003"}
     )
     assert explicit.bn_momentum == 0.003 and "bn_momentum" not in explicit.benchmark_overrides
+
+
+def test_digits_supernet_mirrors_the_ground_truth_network() -> None:
+    cfg = RunConfig.resolve("darts", 1, benchmark="nb101", preset="paper")
+    assert cfg.cells_per_stack == 3
+    mirrored = benchmark_adjustments("digits", cfg, DigitsProtocol())  # 3 stacks x 1 cell
+    value, why = mirrored["cells_per_stack"]
+    assert value == DigitsProtocol().modules_per_stack == 1 and "3 stacks x 1 cell" in why
+    # a one-stack ground truth has no supernet to mirror; NB-101 is never adjusted
+    assert "cells_per_stack" not in benchmark_adjustments("digits", cfg, PROTOCOL_1X1)
+    assert benchmark_adjustments("nb101", cfg, DigitsProtocol()) == {}
+    # already mirrored: nothing to record
+    cfg.cells_per_stack = 1
+    assert "cells_per_stack" not in benchmark_adjustments("digits", cfg, DigitsProtocol())
 
 
 @pytest.mark.usefixtures("fixture_cli")
