@@ -39,10 +39,8 @@ class SmoothTable:
 
 
 def shipped_digits(cache_path: Path) -> DigitsBenchmark:
-    """The embedded benchmark under the protocol of the shipped, fully tabulated space-1 table (so nothing
-    trains); a private cache keeps tests off the user's."""
-    try:  # the digits protocol is being redesigned; the shipped table keeps its own protocol
-        from bench.truth.digits import PROTOCOL_1X1
-    except ImportError:
-        return DigitsBenchmark(cache_path=cache_path)
-    return DigitsBenchmark(cache_path=cache_path, protocol=PROTOCOL_1X1)
+    """The embedded benchmark under the protocol searches use, whose space-1 table ships complete (so
+    nothing trains); a private cache keeps tests off the user's."""
+    from bench.truth.digits_protocol import RUN_PROTOCOL
+
+    return DigitsBenchmark(cache_path=cache_path, protocol=RUN_PROTOCOL)
