@@ -190,6 +190,12 @@ def cutout_masks(n: int, h: int, w: int, length: int, prob: float, gen: torch.Ge
     return (~cut).float().unsqueeze(1)
 
 
+def batches_per_pass(n: int, batch_size: int, partial: bool) -> int:
+    """Mini-batches in one pass over n examples: with `partial` the smaller remainder counts (a DataLoader
+    without drop_last), without it only full batches; at least one."""
+    return max(1, math.ceil(n / batch_size) if partial else n // batch_size)
+
+
 def batch_stream(
     x: Tensor,
     y: Tensor,
@@ -207,7 +213,7 @@ def batch_stream(
     as a DataLoader without drop_last, whose iterator the scripts restart when it runs out.
     """
     gen = _generator(seed, epoch, stream)
-    per_pass = max(1, math.ceil(len(x) / batch_size) if partial else len(x) // batch_size)
+    per_pass = batches_per_pass(len(x), batch_size, partial)
     while True:
         order = torch.randperm(len(x), generator=gen)
         for i in range(per_pass):
@@ -233,7 +239,7 @@ def epoch_batches(
     """One epoch's mini-batches of `batch_stream`: `steps` of them (default: one pass); steps beyond
     one pass continue with a freshly shuffled pass."""
     if steps is None:
-        steps = max(1, math.ceil(len(x) / batch_size) if partial else len(x) // batch_size)
+        steps = batches_per_pass(len(x), batch_size, partial)
     return itertools.islice(
         batch_stream(x, y, batch_size, seed, epoch, stream, device, augment, partial), steps
     )

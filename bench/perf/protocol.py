@@ -52,7 +52,7 @@ from typing import Any
 import torch
 
 from bench.data import cifar10
-from bench.data.splits import SearchData, cifar10_halves
+from bench.data.splits import SearchData, batches_per_pass, cifar10_halves
 from bench.errors import HarnessError
 from bench.runs.config import RunConfig
 from bench.runs.oneshot import recalibrate_bn, score, untouched
@@ -226,8 +226,7 @@ def steps_per_epoch(cfg: RunConfig, data: SearchData) -> int:
 
 def last_batch_size(n: int, batch_size: int, steps: int, partial: bool) -> int:
     """Size of the `steps`-th batch of a stream over n images (bench.data.splits.batch_stream's passes)."""
-    per_pass = max(1, math.ceil(n / batch_size) if partial else n // batch_size)
-    index = (steps - 1) % per_pass
+    index = (steps - 1) % batches_per_pass(n, batch_size, partial)
     return min(batch_size, n - index * batch_size)
 
 
