@@ -54,9 +54,8 @@ class SearchData:
     def steps_per_epoch(self, batch_size: int, partial: bool = False) -> int:
         """Search steps per epoch. `partial` (the scripts): one pass over the weight half including its
         last, smaller batch, ceil(n_train / batch_size); else full batches of both halves only."""
-        if partial:
-            return max(1, math.ceil(len(self.x_train) / batch_size))
-        return max(1, min(len(self.x_train), len(self.x_valid)) // batch_size)
+        n = len(self.x_train) if partial else min(len(self.x_train), len(self.x_valid))
+        return batches_per_pass(n, batch_size, partial)
 
     def augmentation(
         self, crop_padding: str = "black", cutout_length: int = 0, cutout_prob: float = 1.0

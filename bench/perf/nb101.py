@@ -112,15 +112,6 @@ def real_specs(n: int, seed: int) -> list[RealSpec]:
 _EVAL = struct.Struct("<BBBdBdBdBdBd")  # evaluation_data tag, length 45, then the five doubles
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _metrics(va: float, te: float, tr: float, tt: float, params: int) -> bytes:
     """A canonical serialized ModelMetrics (start, halfway, final), built with struct for speed."""
     return b"".join(
@@ -129,7 +120,7 @@ def _metrics(va: float, te: float, tr: float, tt: float, params: int) -> bytes:
             _EVAL.pack(0x0A, 45, 0x09, 54.0, 0x11, tt / 2, 0x19, tr * 0.9, 0x21, va * 0.9, 0x29, te * 0.9),
             _EVAL.pack(0x0A, 45, 0x09, 108.0, 0x11, tt, 0x19, tr, 0x21, va, 0x29, te),
             b"\x10",
-            _varint(params),
+            fixtures.varint(params),
             struct.pack("<Bd", 0x19, tt),
         )
     )

@@ -33,7 +33,8 @@ __all__ = [
 ]
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """A protobuf base-128 varint (negative int32/int64 as their 10-byte two's complement)."""
     if value < 0:  # int32/int64 negatives are 10-byte two's complement varints
         value += 1 << 64
     out = bytearray()
@@ -55,11 +56,11 @@ def encode_model_metrics(metrics: ModelMetrics) -> bytes:
                 body.append(struct.pack("<Bd", number << 3 | 1, v))
         if ev.checkpoint_path is not None:
             raw = ev.checkpoint_path.encode("utf-8")
-            body.append(b"\x32" + _varint(len(raw)) + raw)
+            body.append(b"\x32" + varint(len(raw)) + raw)
         data = b"".join(body)
-        parts.append(b"\x0a" + _varint(len(data)) + data)
+        parts.append(b"\x0a" + varint(len(data)) + data)
     if metrics.trainable_parameters is not None:
-        parts.append(b"\x10" + _varint(int(metrics.trainable_parameters)))
+        parts.append(b"\x10" + varint(int(metrics.trainable_parameters)))
     if metrics.total_time is not None:
         parts.append(struct.pack("<Bd", 0x19, metrics.total_time))
     return b"".join(parts)
