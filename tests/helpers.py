@@ -151,3 +151,21 @@ def same(a, b) -> bool:
 
 
 # ---- the interface -------------------------------------------------------------------------------
+
+
+def record_forwards(model: torch.nn.Module) -> list[dict]:
+    """Wrap `model.forward` to record every supernet call: its mixing weights (copied), `op_choice`,
+    train/eval mode and autograd state. Returns the list the calls are appended to."""
+    calls: list[dict] = []
+    forward = model.forward
+
+    def spy(x, weights, op_choice=None):  # noqa: ANN001, ANN202
+        calls.append({
+            "weights": [w.detach().clone() for w in weights], "op_choice": op_choice,
+            "training": model.training, "grad": torch.is_grad_enabled(),
+            "inference": torch.is_inference_mode_enabled(),
+        })  # fmt: skip
+        return forward(x, weights, op_choice)
+
+    model.forward = spy
+    return calls

@@ -24,7 +24,7 @@ from optimizers.enas import (
     sample_policy,
     subset_log_prob,
 )
-from tests.helpers import batch, make_optimizer, same, snapshot
+from tests.helpers import batch, make_optimizer, record_forwards, same, snapshot
 
 
 # ---- one decision --------------------------------------------------------------------------------
@@ -134,20 +134,13 @@ def test_sampled_cells_are_valid(space: int) -> None:
 
 def test_weight_step_trains_a_sampled_cell_and_runs_only_its_ops() -> None:
     opt = make_optimizer("enas")
-    seen = []
-    model_forward = opt.ctx.model.forward
-
-    def spy(x, weights, op_choice=None):
-        seen.append(([w.clone() for w in weights], op_choice))
-        return model_forward(x, weights, op_choice)
-
-    opt.ctx.model.forward = spy
+    seen = record_forwards(opt.ctx.model)
     a0 = snapshot(opt.ctx.alphas)
     for i in range(3):
         opt.step(batch(i), batch(10 + i))
     assert len(seen) == 3 and same(a0, opt.ctx.alphas)  # weight steps only; the alphas wait
     sp = opt.ctx.space
-    for weights, choice in seen:
+    for weights, choice in ((c["weights"], c["op_choice"]) for c in seen):
         arch = sp.argmax_architecture(weights)
         assert same(weights, sp.one_hot(arch)) and torch.equal(choice, torch.tensor(arch.ops))
     assert len(opt._reward_batches) == 3

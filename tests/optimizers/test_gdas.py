@@ -21,7 +21,7 @@ from analysis import landscape
 from bench.runs.config import RunConfig
 from bench.runs.trainer import Trainer
 from bench.search.supernet import Supernet
-from tests.helpers import batch, make_optimizer
+from tests.helpers import batch, make_optimizer, record_forwards
 
 
 # ---- the reference, re-implemented ------------------------------------------------------------------
@@ -211,16 +211,9 @@ def test_trainer_evaluates_gdas_on_its_argmax_cell(tmp_path, fixture_table, toy_
     cfg = RunConfig(optimizer="gdas", space=1, epochs=1, batch_size=16, init_channels=4, cells_per_stack=1,
                     hessian=False, device="cpu")  # fmt: skip
     trainer = Trainer(cfg, tmp_path, fixture_table, toy_data)
-    seen = []
-    model_forward = trainer.model.forward
-
-    def spy(x, weights, op_choice=None):
-        if not trainer.model.training:
-            seen.append(([w.clone() for w in weights], op_choice))
-        return model_forward(x, weights, op_choice)
-
-    trainer.model.forward = spy
+    calls = record_forwards(trainer.model)
     trainer.run()
+    seen = [(c["weights"], c["op_choice"]) for c in calls if not c["training"]]
     assert seen
     space = trainer.space
     arch = space.argmax_architecture(trainer.alphas)

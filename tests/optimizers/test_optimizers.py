@@ -24,7 +24,7 @@ from bench.search.supernet import MixedOp, Supernet, channel_shuffle
 from bench.settings import field_types, parse_value
 from optimizers import OneShotOptimizer, available, build_hyperparameters, get_optimizer
 from optimizers.gdas import gdas_tau
-from tests.helpers import FAST, batch, make_optimizer, same, snapshot
+from tests.helpers import FAST, batch, make_optimizer, record_forwards, same, snapshot
 
 EXPECTED = {"darts", "pcdarts", "gdas", "sdarts-rs", "sdarts-adv", "msdarts", "rsws", "enas"}
 
@@ -221,16 +221,9 @@ def test_gdas_clips_arch_gradient_and_evaluates_with_softmax() -> None:
 
 def test_gdas_weight_step_trains_on_a_fresh_sample() -> None:
     opt = make_optimizer("gdas")
-    seen = []
-    model_forward = opt.ctx.model.forward
-
-    def spy(x, weights, op_choice=None):
-        seen.append(([w.detach().clone() for w in weights], op_choice, torch.is_grad_enabled()))
-        return model_forward(x, weights, op_choice)
-
-    opt.ctx.model.forward = spy
+    seen = record_forwards(opt.ctx.model)
     opt.step(batch(1), batch(2))
-    (arch_w, arch_choice, _), (train_w, train_choice, _) = seen
+    (arch_w, arch_choice), (train_w, train_choice) = ((c["weights"], c["op_choice"]) for c in seen)
     assert arch_choice is not None and train_choice is not None
     assert torch.equal(train_choice, train_w[0].argmax(-1))
     assert not same(arch_w[1:], train_w[1:])  # a new Gumbel draw, not the arch step's
@@ -277,20 +270,13 @@ def test_pcdarts_default_k_and_darts_has_none() -> None:
 def test_rsws_trains_on_random_discrete_architectures(space: int, unsampled: str) -> None:
     opt = make_optimizer("rsws", space, unsampled_ops=unsampled)
     sp = opt.ctx.space
-    seen = []
-    model_forward = opt.ctx.model.forward
-
-    def spy(x, weights, op_choice=None):
-        seen.append(([w.clone() for w in weights], op_choice))
-        return model_forward(x, weights, op_choice)
-
-    opt.ctx.model.forward = spy
+    seen = record_forwards(opt.ctx.model)
     a0 = snapshot(opt.ctx.alphas)
     for i in range(3):
         opt.step(batch(i), batch(10 + i))
     assert same(a0, opt.ctx.alphas) and all(a.grad is None for a in opt.ctx.alphas)
     assert len(seen) == 3  # no arch forward: only the weight steps ran the model
-    for weights, choice in seen:
+    for weights, choice in ((c["weights"], c["op_choice"]) for c in seen):
         if unsampled == "skip":  # only the sampled op runs
             assert torch.equal(choice, weights[0].argmax(-1))
         else:  # every op runs, the unsampled ones x 0 (NAS-Bench-1Shot1's discrete mixed op)
@@ -301,7 +287,7 @@ def test_rsws_trains_on_random_discrete_architectures(space: int, unsampled: str
             if name != "ops":  # exactly as many parents as the node has
                 node = sp.output_node if name == "output" else int(name.split("_")[1])
                 assert w.sum() == sp.num_parents[node - 1]
-    assert len({tuple(torch.cat([w.flatten() for w in ws]).tolist()) for ws, _ in seen}) > 1
+    assert len({tuple(torch.cat([w.flatten() for w in c["weights"]]).tolist()) for c in seen}) > 1
 
 
 def test_rsws_shared_incumbent_is_the_best_scored_candidate() -> None:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from optimizers.msdarts import mean_shift, mean_shift_update
 from optimizers.perturb import linear_ramp, project_box_simplex, simplex_clip
 from optimizers.sdarts import pgd_attack
-from tests.helpers import batch, make_optimizer, snapshot
+from tests.helpers import batch, make_optimizer, record_forwards, snapshot
 
 PERTURBED = ["sdarts-rs", "sdarts-adv", "msdarts"]
 
@@ -22,23 +22,6 @@ def on_simplex(rows: torch.Tensor, atol: float = 1e-5) -> bool:
         and (rows <= 1 + atol).all()
         and torch.allclose(rows.sum(-1), torch.ones(()), atol=atol)
     )
-
-
-def spy_model(opt) -> list[dict]:
-    """Record every supernet call: its mixing weights, train/eval mode and autograd state."""
-    calls: list[dict] = []
-    model = opt.ctx.model
-    forward = model.forward
-
-    def spy(x, weights, op_choice=None):
-        calls.append({
-            "weights": [w.detach().clone() for w in weights], "training": model.training,
-            "grad": torch.is_grad_enabled(), "inference": torch.is_inference_mode_enabled(),
-        })  # fmt: skip
-        return forward(x, weights, op_choice)
-
-    model.forward = spy
-    return calls
 
 
 # ---- the three optimizers inside one search step -------------------------------------------------
@@ -59,7 +42,7 @@ def test_weight_step_sees_perturbed_mixing_weights(name: str) -> None:
     opt = make_optimizer(name, epochs=10, **({"projection": "exact"} if name == "sdarts-adv" else {}))
     opt.on_epoch_start(5)
     eps = opt.epsilon()
-    calls = spy_model(opt)
+    calls = record_forwards(opt.ctx.model)
     opt.step(batch(1), batch(2))
     clean = [F.softmax(a.detach(), -1) for a in opt.ctx.alphas]  # after the arch step
     arch_call, *sampling, weight_call = calls
