@@ -61,6 +61,21 @@ def test_filters(grid_results: Path) -> None:
     assert len(res.runs) == 3
 
 
+def test_correlation_settings_do_not_split_a_group(tmp_path: Path) -> None:
+    # Scoring the correlation leaves the search unchanged, so a space-1 run that measured it and a
+    # space-2 run that did not are one optimizer line in Figure 3 (as the README's grid runs them).
+    corr = {"correlation_every": 50, "correlation_samples": 64}
+    write_run(tmp_path, space=1, tag="paper_correlation_every=50_correlation_samples=64", cfg=corr)
+    write_run(tmp_path, space=2, tag="paper")
+    write_run(tmp_path, space=2, tag="paper", optimizer="darts", seed=1, cfg={"grad_clip": 1.0})
+    res = load(tmp_path)
+    assert res.runs.set_index(["space", "seed"])["group"].to_dict() == {
+        (1, 0): "DARTS [grad_clip=5]",
+        (2, 0): "DARTS [grad_clip=5]",
+        (2, 1): "DARTS [grad_clip=1]",
+    }
+
+
 def test_missing_epochs_are_reported_not_dropped(tmp_path: Path) -> None:
     write_run(tmp_path, seed=0)
     write_run(tmp_path, seed=1, done=range(2), state="running")
