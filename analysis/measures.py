@@ -15,7 +15,7 @@ from analysis.load import Results, at_final_epoch
 EIG = "hessian_eig_max"
 REGRET = "test_regret"
 # Run-level problems every command reports, whatever it measures.
-__all__ = ["EIG", "REGRET", "RUN_KINDS", "at_final_epoch", "eigenvalues", "metric", "regrets"]
+__all__ = ["EIG", "REGRET", "RUN_KINDS", "at_final_epoch", "eigenvalues", "metric", "regrets", "window_text"]
 RUN_KINDS = ("unreadable", "no_config", "missing_epochs", "duplicate_epochs", "duplicate_run")
 
 
@@ -42,8 +42,13 @@ def eigen_expected(frame: pd.DataFrame) -> pd.Series:
     return on & scheduled
 
 
-def eigenvalues(res: Results) -> tuple[pd.DataFrame, list[Issue]]:
-    """Rows with a finite dominant eigenvalue; NaN at a scheduled epoch is an issue, at others not."""
+def eigenvalues(res: Results, window: int = 1) -> tuple[pd.DataFrame, list[Issue]]:
+    """Rows with a finite dominant eigenvalue; NaN at a scheduled epoch is an issue, at others not.
+
+    `window` > 1 replaces each value by the mean of the run's last `window` measured values up to that
+    epoch (trailing, so no epoch sees later ones; a run's first epochs average what exists)."""
+    if window < 1:
+        raise ValueError(f"window={window}: must be >= 1")
     frame = _with_run_columns(res, ["cfg.hessian", "cfg.hessian_every"])
     frame[EIG] = finite(frame[EIG])
     expected = eigen_expected(frame)
@@ -51,7 +56,20 @@ def eigenvalues(res: Results) -> tuple[pd.DataFrame, list[Issue]]:
     off = frame.loc[~frame["cfg.hessian"].map(_true), "run"].unique() if "cfg.hessian" in frame else []
     issues += [Issue(run, "no_eig", "hessian=false in config.json") for run in sorted(off)]
     issues += nan_issues(frame, EIG, kind="nan_eig", expected=expected)
-    return frame[frame[EIG].notna()].reset_index(drop=True), issues
+    rows = frame[frame[EIG].notna()].sort_values(["run", "epoch"]).reset_index(drop=True)
+    if window > 1:
+        rows[EIG] = rows.groupby("run")[EIG].transform(lambda v: v.rolling(window, min_periods=1).mean())
+    return rows, issues
+
+
+def window_text(window: int) -> str:
+    """How a figure or table states the window (empty for single epochs)."""
+    if window <= 1:
+        return ""
+    return (
+        f"each run's eigenvalue is the mean of its last {window} measured epochs (trailing window), "
+        "then averaged over seeds"
+    )
 
 
 def metric(res: Results, column: str) -> tuple[pd.DataFrame, list[Issue]]:

@@ -1,4 +1,4 @@
-"""`python -m analysis.table4 RESULTS -o OUT [--over final|all]`: the MS-DARTS paper's Table 4.
+"""`python -m analysis.table4 RESULTS -o OUT [--over final|all] [--window W]`: the MS-DARTS paper's Table 4.
 
 The dominant Hessian eigenvalue per MS-DARTS kernel bandwidth h (read from each run's config.json,
 `optimizer_hyperparameters.bandwidth`), mean ± std, with the number of runs behind each number:
@@ -8,6 +8,8 @@ The dominant Hessian eigenvalue per MS-DARTS kernel bandwidth h (read from each 
   final eigenvalue in the same space on the seeds both ran (when DARTS runs are among the results).
   Incomplete runs have no last epoch and are left out (and counted).
 - `--over all`: every measured eigenvalue of the whole search, pooled over epochs and runs.
+- `--window W` (with `--over final`): a run's value is the mean of its last W measured epochs instead of
+  the last one alone (still one value per run, so the interval and the test stand).
 
 Writes table4.csv (raw numbers), table4.md, table4.tex, table4_bandwidth.png/.pdf (eigenvalue against
 h, log x) and, when some runs had problems, warnings.txt.
@@ -72,14 +74,16 @@ def msdarts_runs(res: Results) -> pd.DataFrame:
     return runs
 
 
-def compute(res: Results, over: str = "final") -> Table4:
+def compute(res: Results, over: str = "final", window: int = 1) -> Table4:
     if over not in OVER:
         raise AnalysisError(f"--over {over}: choose final or all")
+    if window > 1 and over != "final":
+        raise AnalysisError(f"--window {window} averages a run's last epochs: use it with --over final")
     runs = msdarts_runs(res).copy()
     runs["bandwidth"] = pd.to_numeric(runs[BANDWIDTH]).astype(float)
     runs["other_settings"] = setting_labels(runs, exclude=[BANDWIDTH])
     keys = ["space", "bandwidth", "other_settings"]
-    rows, found = measures.eigenvalues(res)
+    rows, found = measures.eigenvalues(res, window)
     darts = reference_group(res.runs)
     reference = measures.at_final_epoch(rows[rows["group"] == darts]) if darts is not None else rows.iloc[:0]
     rows = rows.drop(columns=[c for c in keys if c in rows and c != "space"]).merge(
@@ -112,7 +116,8 @@ def compute(res: Results, over: str = "final") -> Table4:
     run_names = set(runs["run"])
     problems = [i for i in issues.dedupe([*res.issues_of(*measures.RUN_KINDS), *found]) if i.run in run_names]
     notes = [
-        f"{display_name('msdarts')} on the {benchmark_title(res.benchmark)}; over={over}: {OVER_TEXT[over]}.",
+        f"{display_name('msdarts')} on the {benchmark_title(res.benchmark)}; over={over}: {OVER_TEXT[over]}"
+        + (f"; {measures.window_text(window)}." if window > 1 else "."),
         "runs = number of runs (seeds) behind each number; left out = selected runs that gave no value "
         "(incomplete, or NaN eigenvalue) — see warnings.txt.",
     ]
@@ -209,8 +214,8 @@ def plot(t4: Table4, res: Results) -> Figure:
     return fig
 
 
-def write(res: Results, out: Path, over: str = "final") -> list[Path]:
-    t4 = compute(res, over)
+def write(res: Results, out: Path, over: str = "final", window: int = 1) -> list[Path]:
+    t4 = compute(res, over, window)
     issues.report(t4.issues, out, STEM)
     title = f"Table 4 (regenerated): dominant Hessian eigenvalue per MS-DARTS bandwidth, over={over}"
     paths = export.write_table(t4.raw, shown(t4), out, STEM, title=title, notes=t4.notes)
@@ -220,11 +225,17 @@ def write(res: Results, out: Path, over: str = "final") -> list[Path]:
 def build_parser() -> argparse.ArgumentParser:
     p = cli.parser("analysis.table4", __doc__)
     p.add_argument("--over", choices=OVER, default="final", help="final epoch (default) or the whole search")
+    p.add_argument(
+        "--window",
+        type=cli.positive_int,
+        default=1,
+        help="with --over final: each run's mean over its last W measured epochs (default 1)",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return cli.run_command(lambda args, res: write(res, args.out, args.over), build_parser, argv)
+    return cli.run_command(lambda args, res: write(res, args.out, args.over, args.window), build_parser, argv)
 
 
 if __name__ == "__main__":

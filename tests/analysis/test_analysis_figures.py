@@ -177,3 +177,33 @@ def test_bandwidth_plot(grid: Results) -> None:
         np.testing.assert_allclose(ax.lines[0].get_xdata(), [0.3, 1.0, 3.0])
         assert [t.get_text() for t in ax.texts] == ["n=3", "n=3", "n=2"]
     assert "final epoch" in axes[0].get_ylabel()
+
+
+def test_figure3_window_is_a_trailing_mean_per_run(grid_results: Path, grid: Results) -> None:
+    # Independent: each run's values averaged over its last 2 epochs (epoch 0 alone), then over seeds.
+    direct = read_all(grid_results)
+    darts = direct[(direct["optimizer"] == "darts") & (direct["space"] == 2)].sort_values(["seed", "epoch"])
+    smooth = darts.assign(
+        eig=[
+            np.mean(g["hessian_eig_max"].to_numpy()[max(0, i - 1) : i + 1])
+            for _, g in darts.groupby("seed")
+            for i in range(len(g))
+        ]
+    )
+    f3 = figure3.compute(grid, window=2)
+    got = f3.stats[(f3.stats["space"] == 2) & (f3.stats["group"] == "DARTS")].sort_values("epoch")
+    np.testing.assert_allclose(got["mean"], smooth.groupby("epoch")["eig"].mean().to_numpy())
+    final = f3.final[(f3.final["space"] == 2) & (f3.final["group"] == "DARTS")]
+    last_two = darts[darts["epoch"] >= 2].groupby("seed")["hessian_eig_max"].mean()
+    assert final["mean"].item() == pytest.approx(last_two.mean())
+    assert "last 2 measured epochs" in f3.caption
+    # One epoch is the unsmoothed figure.
+    assert figure3.compute(grid, window=1).stats.equals(figure3.compute(grid).stats)
+
+
+def test_window_must_be_positive_and_final_only(grid_results: Path, tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as bad:  # argparse: usage line, exit code 2
+        figure3.main([str(grid_results), "-o", str(tmp_path / "a"), "--window", "0"])
+    assert bad.value.code == 2 and "--window: 0 must be >= 1" in capsys.readouterr().err
+    assert table4.main([str(grid_results), "-o", str(tmp_path / "b"), "--over", "all", "--window", "3"]) == 2
+    assert "use it with --over final" in capsys.readouterr().err

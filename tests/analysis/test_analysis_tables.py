@@ -160,3 +160,15 @@ def test_random_baseline_row_and_band(tmp_path: Path, stub_savefig: None) -> Non
         "| 1 | random architecture | – | – | 0.3000 [0.1000, 0.5000] | – |"
         in (tmp_path / "out" / "regret_final.md").read_text()
     )
+
+
+def test_table4_window_averages_each_runs_last_epochs(grid_results: Path, grid: Results) -> None:
+    direct = _with_bandwidth(read_all(grid_results))
+    direct = direct[(direct["optimizer"] == "msdarts") & (direct["epoch"] >= direct["epoch"].max() - 2)]
+    per_run = direct.groupby(["space", "bandwidth", "seed"])["hessian_eig_max"].mean().reset_index()
+    want = _expected(per_run, ["space", "bandwidth"], "hessian_eig_max")
+    got = table4.compute(grid, "final", window=3).raw.sort_values(["space", "bandwidth"])
+    got = got.reset_index(drop=True)
+    np.testing.assert_allclose(got["eig_mean"], want["mean"])
+    np.testing.assert_allclose(got["eig_std"], want["std"])
+    assert (got["n_runs"] == want["count"]).all()
