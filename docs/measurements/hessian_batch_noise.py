@@ -42,9 +42,8 @@ def main() -> None:
                 idx = torch.as_tensor(rng.choice(len(y), size=size, replace=False))
                 eig.append(abs(measure_hessian(cfg, run.plugin, (x[idx], y[idx])).eigenvalue))
             e = np.array(eig)
-            line.append(
-                f"batch {size}: |lambda_max| mean {e.mean():.3f} std {e.std(ddof=1):.3f} CV {e.std(ddof=1) / e.mean():.2f}"
-            )
+            sd = e.std(ddof=1)
+            line.append(f"batch {size}: |lambda_max| mean {e.mean():.3f} std {sd:.3f} CV {sd / e.mean():.2f}")
         print("; ".join(line), flush=True)
 
 
