@@ -113,15 +113,8 @@ def plot(fig3: Figure3, res: Results, log: bool = False, window: int = 1) -> Fig
     )
     per_line = seeds_per_line(fig3.stats, res.groups())
     seeds = f"Seeds per line: {per_line}." if per_line else ""
-    plotting.footnote(
-        fig,
-        "\n".join(
-            filter(
-                None,
-                [plotting.BAND_TEXT, measures.window_text(window), seeds, issues.short_note(fig3.issues)],
-            )
-        ),
-    )
+    lines = [plotting.BAND_TEXT, measures.window_text(window), seeds, issues.short_note(fig3.issues)]
+    plotting.footnote(fig, "\n".join(filter(None, lines)))
     return fig
 
 

@@ -31,10 +31,9 @@ log = logging.getLogger(__name__)
 
 _CSV_DTYPES = {"arch_hash": str, "matrix": str, "ops": str, "tag": str, "benchmark": str, "optimizer": str}
 _IDENTITY = ("benchmark", "space", "optimizer", "tag", "seed")
-# Config keys that identify a run, its machine, or only whether/how often something was measured:
+# Config keys that identify a run, its machine, or only whether/how often something was measured (the
+# correlation scoring restores the model and every RNG, so it leaves the search's numbers unchanged):
 # runs differing only in these share a setting (the report's settings table still shows them).
-# Not part of a run's setting: identity, and measurements that leave the search's numbers unchanged (the
-# correlation scoring restores the model and every RNG), so runs differing only there average together.
 _NOT_SETTINGS = {"seed", "space", "benchmark", "optimizer", "device", "preset", "epochs", "optimizer_params",
                  "hessian", "hessian_every", "eval_oneshot",
                  "correlation_every", "correlation_samples"}  # fmt: skip
