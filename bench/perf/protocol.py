@@ -57,7 +57,7 @@ from bench.errors import HarnessError
 from bench.runs.config import RunConfig
 from bench.runs.oneshot import recalibrate_bn, score, untouched
 from bench.runs.parts import augmentation, build_parts
-from bench.runs.trainer import measure_hessian, search_batches
+from bench.runs.trainer import hessian_epoch, measure_hessian, search_batches
 from optimizers import OneShotOptimizer
 from optimizers.base import Batch
 
@@ -240,10 +240,8 @@ def hessian_batch_size(cfg: RunConfig, data: SearchData) -> int:
 
 
 def hessian_epochs(cfg: RunConfig, epochs: int) -> int:
-    """Epochs whose Hessian the trainer measures (Trainer._hessian's condition)."""
-    if not cfg.hessian:
-        return 0
-    return sum(1 for e in range(epochs) if not e % cfg.hessian_every or e == epochs - 1)
+    """Epochs whose Hessian the trainer measures."""
+    return sum(1 for e in range(epochs) if hessian_epoch(cfg, e, epochs))
 
 
 def eval_passes(cfg: RunConfig) -> int:

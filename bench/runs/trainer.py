@@ -93,6 +93,19 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def hessian_epoch(cfg: RunConfig, epoch: int, epochs: int) -> bool:
+    """Whether the 0-based `epoch` of `epochs` measures the eigenvalue: every `hessian_every`-th from the
+    first, and always the last (the end point of Figure 3)."""
+    return bool(cfg.hessian) and (epoch % cfg.hessian_every == 0 or epoch == epochs - 1)
+
+
+def correlation_epoch(cfg: RunConfig, epoch: int, epochs: int) -> bool:
+    """Whether `epoch` runs the one-shot vs ground-truth correlation: every `correlation_every`-th
+    epoch counted from 1, and the last; never when it is 0 (off)."""
+    every = cfg.correlation_every
+    return bool(every) and ((epoch + 1) % every == 0 or epoch == epochs - 1)
+
+
 class Trainer:
     """Runs one search (one optimizer, space, seed, setting) into `out_dir`."""
 
@@ -225,8 +238,7 @@ class Trainer:
         """NAS-Bench-1Shot1's one-shot vs ground-truth correlation: the same sampled models every time,
         each scored on the supernet at its one-hot weights (only its ops run; BN as `oneshot_bn`)."""
         cfg = self.cfg
-        every = cfg.correlation_every
-        if not every or ((epoch + 1) % every and epoch != self.epochs - 1):
+        if not correlation_epoch(cfg, epoch, self.epochs):
             return
         t0 = time.perf_counter()
         if self._corr_archs is None:
@@ -279,7 +291,7 @@ class Trainer:
     def _hessian(self, epoch: int) -> tuple[float, float]:
         """(largest algebraic eigenvalue, seconds); NaN when this epoch is not measured."""
         cfg = self.cfg
-        if not cfg.hessian or (epoch % cfg.hessian_every and epoch != self.epochs - 1):
+        if not hessian_epoch(cfg, epoch, self.epochs):
             return float("nan"), 0.0
         t0 = time.perf_counter()
         info = measure_hessian(cfg, self.plugin, self.hessian_batch(epoch), start=self.eig_vector)
