@@ -275,18 +275,23 @@ def supernet_eigenvalue_info(
 
 @contextmanager
 def measurement_mode(model: nn.Module, restore_buffers: bool = True) -> Iterator[None]:
-    """Train mode (BN on batch statistics, as the reference) with no side effect left on the model.
+    """Train mode (BN on batch statistics, as the reference) with frozen weights and no side effect left
+    on the model.
 
     Every buffer (BN running statistics and counters, or any other state a forward updates) is
     snapshotted and written back on exit (unless `restore_buffers=False`), and each module's train/eval
-    flag is restored. Parameters keep their requires_grad flags (freezing them saved ~2% memory at batch
-    32, not worth touching the caller's model for): `autograd.grad` with the alphas as inputs never
-    computes weight gradients.
+    flag and each parameter's requires_grad flag are restored. The weights are constants of the
+    eigenvalue, so they are frozen while it is measured: the gradient graph then keeps nothing a weight
+    gradient would need. Measured (space 3, batch 96, 2 threads, one process): 8,832 MB peak RSS instead
+    of 9,070 MB, the same seconds per product; the reference keeps them requiring grad, as during search.
     """
     training = {m: m.training for m in model.modules()}
+    trainable = {p: p.requires_grad for p in model.parameters()}
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()} if restore_buffers else {}
     try:
         model.train()
+        for p in trainable:
+            p.requires_grad_(False)
         yield
     finally:
         with torch.no_grad():
@@ -295,6 +300,8 @@ def measurement_mode(model: nn.Module, restore_buffers: bool = True) -> Iterator
                     b.copy_(buffers[name])
         for m, t in training.items():
             m.training = t
+        for p, flag in trainable.items():
+            p.requires_grad_(flag)
 
 
 # ---- Lanczos -------------------------------------------------------------------------------------
@@ -454,7 +461,11 @@ class _SegmentedHVP:
                 out = stages[k](x, leaves)
                 psi = _scalar(out) if lam is None else (lam * out).sum()
                 inputs = [x, *leaves] if k > 0 else leaves
-                first = torch.autograd.grad(psi, inputs, create_graph=True, allow_unused=True)
+                first = (  # a stage with neither α nor a grad-requiring input (the stem; weights frozen)
+                    torch.autograd.grad(psi, inputs, create_graph=True, allow_unused=True)
+                    if psi.requires_grad
+                    else [None] * len(inputs)
+                )
                 g_x, g_a = (first[0], first[1:]) if k > 0 else (None, first)
                 s = sum(
                     ((g * t).sum() for g, t in zip(g_a, tangents, strict=True) if g is not None),

@@ -329,6 +329,15 @@ def test_supernet_eigenvalue_leaves_model_untouched(tiny, training) -> None:
     assert all(a.grad is None for a in alphas)
 
 
+def test_measurement_mode_freezes_weights_and_restores_them_on_error(tiny) -> None:
+    model, _, _ = tiny
+    model.head.bias.requires_grad_(False)
+    with pytest.raises(KeyError), measurement_mode(model):
+        assert not any(p.requires_grad for p in model.parameters())  # the graph keeps no weight paths
+        raise KeyError("fails mid-measurement")
+    assert all(p.requires_grad == (k != "head.bias") for k, p in model.named_parameters())
+
+
 def test_real_supernet_small() -> None:
     from bench.search.spaces import SearchSpace
     from bench.search.supernet import Supernet
