@@ -5,11 +5,12 @@
 Each (space, method) runs in a fresh interpreter, so the peak RSS (`ru_maxrss`) is that method's own;
 on CUDA the peak allocated GPU memory is measured too. Before the timing each method runs its own
 gradient graph and first product once, untimed: a process's first double backward costs ~2x the later
-ones, and the trainer measures every epoch in one process (the worker's `warm_up` has the numbers). Same seed, same supernet weights, same alphas
-(`space.init_alphas`, 1e-3·randn) and the same SYNTHETIC random 3×32×32 batch with random labels for
-every method: the numbers measure cost and agreement, not any real model's curvature. Both sides run
-with the same torch thread count and dtype: the float32 eigenvalue moves by more than 1e-4 between thread
-counts (see bench/search/hessian.py), so only like-for-like runs are compared.
+ones, and the trainer measures every epoch in one process (the worker's `warm_up` has the numbers).
+Same seed, same supernet weights, same alphas (`space.init_alphas`, 1e-3·randn) and the same SYNTHETIC
+random 3×32×32 batch with random labels for every method: the numbers measure cost and agreement, not any
+real model's curvature. Both sides run with the same torch thread count and dtype: the float32 eigenvalue
+moves by more than 1e-4 between thread counts (see bench/search/hessian.py), so only like-for-like runs
+are compared.
 
 Methods:
   reference        the reference's procedure: weights requiring grad as during search, one create_graph

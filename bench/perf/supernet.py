@@ -294,6 +294,29 @@ def format_table(rows: Sequence[Measurement], naive: dict[tuple[int, int], Measu
     return "\n".join(lines)
 
 
+def judge(rows: Sequence[Measurement], naive: dict[tuple[int, int], Measurement]) -> tuple[list[str], bool]:
+    """The supernet's target: no slower and no larger than the reference (every ratio ours / theirs
+    <= 1), against the published numbers where they exist (DARTS, space 1) and the reference-style
+    model timed in the same run. Lines with PASS/FAIL, and whether everything passed."""
+    lines, ok_all = [], True
+    for m in rows:
+        ref = REFERENCE.get((m.space, m.batch)) if m.variant == "darts" else None
+        n = naive.get((m.space, m.batch))
+        bases = [("reference (published)", ref)]
+        bases.append(("reference style (this run)", n and (n.weight_step_s, n.arch_step_s, n.peak_rss_gb)))
+        for label, base in bases:
+            if base is None:
+                continue
+            ratios = (m.weight_step_s / base[0], m.arch_step_s / base[1], m.peak_rss_gb / base[2])
+            ok = all(r <= 1.0 for r in ratios)
+            ok_all &= ok
+            lines.append(
+                f"space {m.space} batch {m.batch} vs {label}: weight step x{ratios[0]:.2f}, arch step "
+                f"x{ratios[1]:.2f}, peak RSS x{ratios[2]:.2f}: {'PASS' if ok else 'FAIL'}"
+            )
+    return lines, ok_all
+
+
 # ---- command line ------------------------------------------------------------------------------
 def _int_list(text: str, allowed: Sequence[int] | None, what: str) -> list[int]:
     try:
@@ -380,6 +403,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model build). Wall times on a shared machine are noisy; cpu w/a = median CPU seconds per step."
         + (" naive = NaiveSupernet (reference style) timed here; speedup = naive / ours." if naive else "")
     )
+    lines, ok = judge(rows, naive)
+    print("\ntargets: no slower and no larger than the reference (each ratio ours / theirs <= 1)")
+    print("\n".join(lines) if lines else "(no reference for these rows: add --baseline)")
+    print(f"overall: {'PASS' if ok else 'FAIL'}" if lines else "overall: not judged")
     return 0
 
 

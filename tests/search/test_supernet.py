@@ -403,6 +403,22 @@ def test_perf_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> N
     assert len(err) == 2 and "--spaces" in err[0] and "--baseline" in err[1]
 
 
+def test_perf_judges_every_ratio_against_both_references() -> None:
+    from bench.perf.supernet import REFERENCE, Measurement, judge
+
+    def m(impl: str, weight: float, arch: float, rss: float, space: int = 1) -> Measurement:
+        return Measurement(space, 32, "darts", impl, "cpu", 2, weight, arch, weight, arch, rss, 0.5, None)
+
+    published = REFERENCE[(1, 32)]
+    fast = m("ours", published[0] / 2, published[1] / 2, published[2] / 2)
+    lines, ok = judge([fast], {(1, 32): m("naive", 1.0, 1.0, 1.0)})
+    assert ok and len(lines) == 2 and all(line.endswith("PASS") for line in lines)
+    bigger = m("ours", published[0] / 2, published[1] / 2, published[2] * 1.01)  # 1 % more memory
+    lines, ok = judge([bigger], {})
+    assert not ok and lines[0].endswith("FAIL") and "peak RSS x1.01" in lines[0]
+    assert judge([m("ours", 9.0, 9.0, 9.0, space=2)], {}) == ([], True)  # nothing to judge against
+
+
 def test_eval_mode_folds_bn_into_the_conv_exactly() -> None:
     """The eval fast path (BN folded into the conv) equals conv -> eval BN -> ReLU, values and gradients."""
     torch.manual_seed(0)
