@@ -45,3 +45,29 @@ def test_count_matches_an_independent_krylov_basis(seed: int) -> None:
             break
     bound = krylov_hvp_bound(h, rtol=rtol, starts=1, seed=seed)
     assert bound["min"] == bound["max"] == expected
+
+
+def _result(space: int, method: str, hvps: int, wall: float, bound_min: int | None = None) -> dict:
+    bound = None if bound_min is None else {"min": bound_min, "median": bound_min, "max": bound_min,
+                                            "starts": 1, "lambda": [1.0, 0.5, -1.0]}  # fmt: skip
+    return {"space": space, "method": method, "eigenvalue": 1.0, "hvps": hvps, "dim": 24, "wall_s": wall,
+            "cpu_s": wall, "peak_rss_mb": 1000.0, "setup_rss_mb": 500.0, "cuda_peak_mb": None,
+            "krylov_bound": bound}  # fmt: skip
+
+
+def test_report_names_the_bound_that_rules_a_missed_speed_out(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from bench.perf.hessian import Targets, _report
+
+    results = [
+        _result(1, "reference", 24, 180.0, bound_min=12), _result(1, "lanczos", 15, 100.0),  # bound: x2
+        _result(2, "reference", 26, 180.0, bound_min=3), _result(2, "lanczos", 3, 20.0),
+        _result(3, "reference", 35, 300.0, bound_min=7), _result(3, "lanczos", 20, 200.0),  # bound: x5
+    ]  # fmt: skip
+    ok = _report(results, argparse.Namespace(device="cpu", space_list=[1, 2, 3]), Targets())
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("the trainer's method"))
+    assert not ok
+    assert "space 1: speed x1.80 FAIL, but no Krylov method reaches 3x here (at best x2.00)" in line
+    assert "space 2: PASS" in line
+    assert line.endswith("space 3: FAIL")  # x1.5 where x5 was possible: no excuse
