@@ -18,7 +18,8 @@ forward-AD formulas that run in place (softmax, log-softmax), and forward mode d
 custom autograd Functions without a jvp (the supernet's CPU max-pool is one). So `hvp="reverse"` is the
 default; `hvp="forward"` stays for comparison and for loss functions whose graph cannot be retained.
 Either way the peak memory is about that of the reference (the graph of a gradient that will be
-differentiated again is the cost), so Lanczos alone saves time, not memory. `hvp="segmented"` saves the
+differentiated again is the cost; frozen weights, see `measurement_mode`, take 0.5-3 % off it), so Lanczos
+alone saves time, not memory. `hvp="segmented"` saves the
 memory too, for models that come apart into a chain of stages (`StagedLoss`, `Supernet.stages`): it
 keeps only the stage boundaries and rebuilds one stage's double-backward graph at a time. Batch 96, 2
 threads: 0.34-0.37x the reference's peak RSS in spaces 1-3, for ~1.4x the default's time.
