@@ -34,9 +34,15 @@ def conv3x3_vertices(matrix: list[list[int]], ops: list[str]) -> int:
     return sum(1 for v in live if ops[v] == "conv3x3-bn-relu")
 
 
+def open_shipped(path: Path) -> sqlite3.Connection:
+    # immutable, not mode=ro: the shipped file is in WAL mode, and a read-only WAL open writes -shm and
+    # -wal files beside it, into the user's clone
+    return sqlite3.connect(path.resolve().as_uri() + "?immutable=1", uri=True)
+
+
 def run_table() -> Path:
     for path in sorted(SHIPPED_DIR.glob("*.sqlite")):
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        with open_shipped(path) as conn:
             keys = [k for (k,) in conn.execute("SELECT protocol_key FROM protocols")]
         if RUN_PROTOCOL.key() in keys:
             return path
@@ -50,7 +56,7 @@ def run_table() -> Path:
 )
 def test_the_table_searches_use_has_nb101s_character() -> None:
     key = RUN_PROTOCOL.key()
-    with sqlite3.connect(f"file:{run_table()}?mode=ro", uri=True) as conn:
+    with open_shipped(run_table()) as conn:
         complete = conn.execute(
             "SELECT complete, n_models FROM spaces WHERE protocol_key=? AND space=1", (key,)
         ).fetchone()
