@@ -19,6 +19,7 @@ process the command ran (getrusage of the waited-for children: joblib's workers 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -77,8 +78,7 @@ def check_run(run_dir: Path) -> RunCheck:
 
     record = json.loads((run_dir / results.CONFIG_JSON).read_text())
     epochs = int(record["epochs"])
-    known = {f for f in RunConfig.__dataclass_fields__}
-    cfg = RunConfig(**{k: v for k, v in record["config"].items() if k in known})
+    cfg = RunConfig.from_dict(record["config"])
     frame = pd.read_csv(run_dir / results.EPOCHS_CSV)
     corr_path = run_dir / results.CORRELATION_CSV
     corr_rows = len(pd.read_csv(corr_path)) if corr_path.exists() else 0
@@ -227,9 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from bench.runs import results
 
-    with tempfile.TemporaryDirectory(prefix="mainjob-") as tmp:
-        work = args.keep if args.keep is not None else Path(tmp)
-        job = run_job(args, work)
+    scratch = tempfile.TemporaryDirectory(prefix="mainjob-") if args.keep is None else None
+    with scratch or contextlib.nullcontext(str(args.keep)) as work_dir:
+        job = run_job(args, Path(work_dir))
         checks = [check_run(r) for r in results.find_runs(job["out"])] if job["out"].exists() else []
         record = report(job, checks, args)
     if args.json is not None:

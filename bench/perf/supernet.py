@@ -302,9 +302,8 @@ def judge(rows: Sequence[Measurement], naive: dict[tuple[int, int], Measurement]
     for m in rows:
         ref = REFERENCE.get((m.space, m.batch)) if m.variant == "darts" else None
         n = naive.get((m.space, m.batch))
-        bases = [("reference (published)", ref)]
-        bases.append(("reference style (this run)", n and (n.weight_step_s, n.arch_step_s, n.peak_rss_gb)))
-        for label, base in bases:
+        same_run = n and (n.weight_step_s, n.arch_step_s, n.peak_rss_gb)
+        for label, base in (("reference (published)", ref), ("reference style (this run)", same_run)):
             if base is None:
                 continue
             ratios = (m.weight_step_s / base[0], m.arch_step_s / base[1], m.peak_rss_gb / base[2])

@@ -9,20 +9,20 @@ The matrix is tiny (24-35 dims) but every Hessian-vector product (HVP) is a doub
 the whole supernet. The reference builds all n rows (n HVPs) and calls `numpy.linalg.eigvals`; Lanczos
 with full reorthogonalization needs far fewer HVPs for the top eigenvalue and is exact after n steps.
 
-How the HVPs are computed was picked by measurement (space-1 supernet, batch 32, one CPU thread,
-CPU seconds): building the gradient graph once (`create_graph`) and reusing it costs 2.2 s once plus
-2.8 s per HVP at 2.2 GB peak above the interpreter; forward-over-reverse (dual numbers through the
-forward, one plain backward, nothing retained) costs 6.3 s per HVP at 2.3 GB, because every saved
-activation carries a tangent; `torch.func.jvp(grad(f))` was slower still. Reverse-over-forward fails on
-forward-AD formulas that run in place (softmax, log-softmax), and forward mode does not run at all through
-custom autograd Functions without a jvp (the supernet's CPU max-pool is one). So `hvp="reverse"` is the
-default; `hvp="forward"` stays for comparison and for loss functions whose graph cannot be retained.
-Either way the peak memory is about that of the reference (the graph of a gradient that will be
-differentiated again is the cost; frozen weights, see `measurement_mode`, take 0.5-3 % off it), so Lanczos
-alone saves time, not memory. `hvp="segmented"` saves the
-memory too, for models that come apart into a chain of stages (`StagedLoss`, `Supernet.stages`): it
-keeps only the stage boundaries and rebuilds one stage's double-backward graph at a time. Batch 96, 2
-threads: 0.34-0.37x the reference's peak RSS in spaces 1-3, for ~1.4x the default's time.
+How the HVPs are computed was picked by measurement (space-1 supernet, batch 32, one CPU thread, CPU
+seconds): building the gradient graph once (`create_graph`) and reusing it costs 2.2 s once plus 2.8 s
+per HVP at 2.2 GB peak above the interpreter; forward-over-reverse (dual numbers through the forward, one
+plain backward, nothing retained) costs 6.3 s per HVP at 2.3 GB, because every saved activation carries a
+tangent; `torch.func.jvp(grad(f))` was slower still. Reverse-over-forward fails on forward-AD formulas
+that run in place (softmax, log-softmax), and forward mode does not run at all through custom autograd
+Functions without a jvp (the supernet's CPU max-pool is one). So `hvp="reverse"` is the default;
+`hvp="forward"` stays for comparison and for loss functions whose graph cannot be retained. Either way
+the peak memory is about that of the reference (the graph of a gradient that will be differentiated again
+is the cost; frozen weights, see `measurement_mode`, take 0.5-3 % off it), so Lanczos alone saves time,
+not memory. `hvp="segmented"` saves the memory too, for models that come apart into a chain of stages
+(`StagedLoss`, `Supernet.stages`): it keeps only the stage boundaries and rebuilds one stage's
+double-backward graph at a time. Batch 96, 2 threads: 0.34-0.37x the reference's peak RSS in spaces 1-3,
+for ~1.4x the default's time.
 
 How many HVPs Lanczos needs depends on the spectrum, measured on supernets at initialization: 4-6 of
 24-26 (spaces 1-2, batch 32), but 15 of 24 (space 1, batch 96) and 18 of 35 (space 3, batch 32),
