@@ -19,7 +19,7 @@ product differentiates the same function.
 Training speed: on the embedded benchmark GDAS's supernet learns far more slowly than DARTS' (0.19
 training accuracy after 100 weight steps against 1.00). Its forward and step equal an independent
 re-implementation of the reference's (tests/optimizers/test_gdas.py); the cause is single-path training
-itself, which the uniform single-path baseline shares (docs/measurements/gdas-training.md).
+itself, which the uniform single-path baseline shares (docs/digits-benchmark.md, GDAS section).
 
 Sampling granularity (decision): like the reference port, which calls `gumbel_softmax` inside its
 per-cell loop, every cell draws its own Gumbel noise (`per_cell=true`, via the supernet's leading
@@ -33,11 +33,11 @@ One-shot evaluation (`oneshot_weights`): the most likely (argmax) cell with one-
 `forward`, so each block passes on its chosen op's output unscaled and each node sums its chosen parents:
 the discrete network GDAS would return, and the kind of input its supernet trained on (a sampled op times
 its straight-through weight of 1). Softmax(alpha) mixing weights with only the argmax op running would
-scale every block's output by its softmax probability, an input the supernet never saw (issue 17); the
+scale every block's output by its softmax probability, an input the supernet never saw; the
 reference's `infer` instead evaluates a fresh Gumbel sample at the current tau, which is stochastic.
 Caveat, measured: in eval mode this cell sees BatchNorm running statistics collected on sampled networks
 with soft edges, and reads near chance; with statistics re-estimated for it, it reads what the supernet
-can do (0.80 against 0.20 after 100 paper epochs; docs/measurements/gdas-training.md, section 4).
+can do (0.80 against 0.20 after 100 paper epochs; docs/digits-benchmark.md, GDAS section).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class BenchUsageError(ValueError):
 @dataclass(frozen=True)
 class Targets:
     speedup: float = 3.0  # reference time / ours
-    memory_ratio: float = 1.0  # our peak / reference peak: "no more memory" (issue 16)
+    memory_ratio: float = 1.0  # our peak / reference peak: "no more memory"
     rel_diff: float = 1e-4
 
 
@@ -292,7 +292,7 @@ def _report(results: list[dict], args: argparse.Namespace, targets: Targets) -> 
         f"memory ({'GPU' if cuda else 'RSS'}), relative eigenvalue difference <= {targets.rel_diff:g}"
     )
     ok_all = True
-    default: dict[int, str] = {}  # space -> verdict of the trainer's method (issue 16's target)
+    default: dict[int, str] = {}  # space -> verdict of the trainer's method against the target
     for space in args.space_list:
         ref = next((r for r in results if r["space"] == space and r["method"] == "reference"), None)
         for r in results:
@@ -341,7 +341,7 @@ def _report(results: list[dict], args: argparse.Namespace, targets: Targets) -> 
 
 def _default_verdict(speed: float, verdicts: tuple[bool, ...], ref: dict, targets: Targets) -> str:
     """PASS; or FAIL, saying when the missed speed is beyond what any cold-started Krylov method reaches
-    on the reference's own matrix (issue 16 accepts that measured argument in place of the speed)."""
+    on the reference's own matrix (that measured argument stands in for the speed target)."""
     if all(verdicts):
         return "PASS"
     bound = ref.get("krylov_bound")

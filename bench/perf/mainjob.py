@@ -11,7 +11,7 @@ promise of the preset was dropped to save time: every run complete with all its 
 eigenvalue in every epoch the config measures, the one-shot evaluation (and, where the config turns it on,
 the correlation) in every epoch, a ground-truth regret in every row.
 
-Targets (issue 16): wall clock <= --target-minutes (20) on the machine it runs on, and complete. Wall
+Targets: wall clock <= --target-minutes (20) on the machine it runs on, and complete. Wall
 time is the whole command, process start to exit; CPU seconds and the peak RSS are those of every
 process the command ran (getrusage of the waited-for children: joblib's workers included once they exit).
 """
@@ -163,7 +163,7 @@ def report(job: dict[str, Any], checks: list[RunCheck], args: argparse.Namespace
     complete = job["returncode"] == 0 and len(checks) == expected_runs and all(c.complete for c in checks)
     fast = job["wall_s"] <= target_s
     print(
-        f"\ntargets (issue 16): wall <= {args.target_minutes:g} min: {job['wall_s'] / 60:.1f} min "
+        f"\ntargets: wall <= {args.target_minutes:g} min: {job['wall_s'] / 60:.1f} min "
         f"{'PASS' if fast else 'FAIL'} | complete ({expected_runs} runs, every epoch, Hessian, one-shot "
         f"evaluation, regret{', correlation' if any(c.correlation_expected for c in checks) else ''}): "
         f"{'PASS' if complete else 'FAIL'}"

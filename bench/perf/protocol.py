@@ -82,7 +82,7 @@ class BenchUsageError(ValueError):
 
 @dataclass(frozen=True)
 class Targets:
-    """Issue 16 states no numeric target for this benchmark: every component must be measured."""
+    """No numeric target for this benchmark: every component must be measured."""
 
     min_seconds: float = 0.0  # each measured component: finite and above this
 
@@ -540,7 +540,7 @@ def report(
     n_parts = sum(len(c.measured) for c in costs)
     verdict = "PASS" if not failed else "FAIL"
     print(
-        f"\nTargets (issue 16 states no numeric target): every component measured, finite and > 0: "
+        f"\nTargets (no numeric target): every component measured, finite and > 0: "
         f"{verdict} ({n_parts - len(failed)} of {n_parts})"
         + (f"; failed: {', '.join(failed)}" if failed else "")
     )

@@ -1,9 +1,9 @@
 """Run configuration: one plain dataclass that resolves its preset and validates itself.
 
 The field defaults are the published scripts' protocol (the `paper` preset): the scripts behind
-NAS-Bench-1Shot1's figures and SDARTS/MS-DARTS' Figure 3, as read in
-/work/shared/specs/reference_protocols.md and summarised in the README's protocol table. Resolution order
-(all in `RunConfig.resolve`):
+NAS-Bench-1Shot1's figures and SDARTS/MS-DARTS' Figure 3; the documentation's protocols page
+(docs/protocols.md) lists each setting's source in the released code and its `corrected` value.
+Resolution order (all in `RunConfig.resolve`):
 
 1. field defaults (= paper);
 2. for each layer of the preset (paper: paper; corrected: corrected; quick: paper, then quick): the
@@ -49,8 +49,8 @@ LOOKUP_ALPHAS = ("start", "end")
 class RunConfig:
     """Everything that defines one search run (one optimizer, space, seed and setting).
 
-    Defaults: the published scripts' values (`paper`); the README's protocol table gives each one's
-    source file and the `corrected` value.
+    Defaults: the published scripts' values (`paper`); the protocols page (docs/protocols.md) gives each
+    one's source file and the `corrected` value.
     """
 
     optimizer: str = "darts"
@@ -294,7 +294,7 @@ class RunConfig:
 
 
 # `corrected`: today's corrected protocol. Each value differs from the scripts' (the field default) on
-# purpose; the README's protocol table says why each one matters.
+# purpose; the protocols page (docs/protocols.md) says why each one matters.
 CORRECTED_SETTINGS: dict[str, Any] = {
     "bn_momentum": 0.003,  # PyTorch's equivalent of NAS-Bench-101's TF decay 0.997
     "head_bn_momentum": 0.003,
@@ -350,7 +350,7 @@ def benchmark_adjustments(
     out: dict[str, tuple[Any, str]] = {}
     if ground_truth.num_stacks == SUPERNET_STACKS and cfg.cells_per_stack != ground_truth.modules_per_stack:
         # NAS-Bench-1Shot1's supernet mirrors NB-101's macro-architecture; on digits the mirror is the
-        # ground-truth network, so a cell is searched in the network it is rated in (issue 14).
+        # ground-truth network, so a cell is searched in the network it is rated in.
         out["cells_per_stack"] = (
             ground_truth.modules_per_stack,
             f"the digits ground truth rates a cell in {ground_truth.num_stacks} stacks x "

@@ -5,7 +5,7 @@ search, and those run at mixing weights that are not the ones a one-shot evaluat
 MS-DARTS take their weight steps at perturbed weights, GDAS/ENAS/RSWS at sampled cells, and with the
 reference's momentum 0.997 the statistics are the last training batch's alone). An eval-mode forward
 then measures stale statistics, not the supernet: MS-DARTS' one-shot accuracy "collapsed" to chance
-that way while the same weights scored 0.97 with re-estimated statistics (README, issue 13).
+that way while the same weights scored 0.97 with re-estimated statistics (docs/results.md).
 
 So the one-shot accuracy re-estimates the statistics at the evaluated weights first (`recalibrate`:
 a cumulative average over a fixed slice of the training half, the usual one-shot NAS practice, e.g.

@@ -64,7 +64,7 @@ CORRELATION_COLUMNS: tuple[str, ...] = (
 CORRELATION_ARCH_COLUMNS: tuple[str, ...] = (
     "epoch", "arch_hash", "oneshot_valid_loss", "oneshot_valid_acc", "valid_acc_mean", "test_acc_mean",
 )  # fmt: skip
-# What every column holds (the README's results section says the same in prose).
+# What every column holds (docs/results.md renders them as its column table).
 COLUMN_DOCS: dict[str, str] = {
     "benchmark": "ground truth of the run: nb101 (NAS-Bench-101) or digits (the embedded benchmark)",
     "space": "NAS-Bench-1Shot1 search space (1, 2 or 3)",

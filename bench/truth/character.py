@@ -42,7 +42,7 @@ __all__ = [
 # The 1,000 real NB-101 architectures the reference values come from (a copy of ../shared/data's).
 NB101_SAMPLE = Path(__file__).resolve().parents[2] / "tests" / "assets" / "nb101_sample_1k.json"
 
-# What an embedded benchmark with NB-101's character must reach (issue 14): name -> (op, bound).
+# What an embedded benchmark with NB-101's character must reach: name -> (op, bound).
 TARGETS: dict[str, tuple[str, float]] = {
     "repeat_spearman": (">=", 0.8),
     "spearman_params": (">=", 0.35),

@@ -52,7 +52,7 @@ class DigitsProtocol:
 
     The default mirrors the digits search supernet's macro-architecture: 3 stacks of 1 cell (8x8 -> 4x4
     -> 2x2, channels doubling from the 16-channel stem), so the ground truth rates a cell in the network
-    the supernet searches, and was chosen by measurement (issue 14; docs/measurements/digits-protocols.md)
+    the supernet searches, and was chosen by measurement (docs/digits-benchmark.md)
     as the cheapest candidate with NAS-Bench-101's character on 200 uniformly sampled space-1 models:
     repeats that rank models alike, accuracy rising with parameters and with conv3x3 vertices, and most
     cells training well (a 5th-95th percentile spread of at most 15 points). Check a (partial) table with
@@ -309,13 +309,13 @@ def train_repeat(
 TrainFn = Callable[[np.ndarray, list, DigitsProtocol, int], RepeatResult]
 
 
-# The protocol of the space-1 table shipped until issue 14: ONE stack of one cell, 6 epochs at LR 0.1. Its
+# The protocol of the space-1 table shipped first: ONE stack of one cell, 6 epochs at LR 0.1. Its
 # table lacked NAS-Bench-101's character (accuracy barely followed parameters or conv3x3 count; 5th-95th
 # percentile spread 62 points) and no longer ships; the name stays so its rows in a user's cache remain
 # addressable (`DigitsBenchmark(protocol=PROTOCOL_1X1)` trains what it lacks).
 PROTOCOL_1X1 = DigitsProtocol(epochs=6, learning_rate=0.1, num_stacks=1, modules_per_stack=1)
 # What a search (`python -m bench.run`) is scored against on digits: the default protocol, whose space-1
-# table ships complete (bench/truth/shipped/digits_space1.sqlite) and meets issue 14's four targets
+# table ships complete (bench/truth/shipped/digits_space1.sqlite) and meets the four character targets
 # (tests/truth/test_shipped_character.py checks them on the file). Its 3 stacks make the digits supernet
 # mirror it (bench.runs.config.benchmark_adjustments: cells_per_stack = 1).
 RUN_PROTOCOL = DigitsProtocol()

@@ -194,7 +194,7 @@ def block_and_op_outputs(opt, weights: list[Tensor], chosen: tuple[int, ...]) ->
 
 def test_oneshot_forward_feeds_unscaled_chosen_ops(gdas) -> None:
     """Each block passes on exactly its chosen op's output (weight 1), the discrete cell's network: the
-    input the supernet trained on, not the op output times softmax(alpha) (issue 17)."""
+    input the supernet trained on, not the op output times softmax(alpha)."""
     alphas = gdas.ctx.alphas
     gdas.ctx.model.eval()
     chosen = gdas.ctx.space.argmax_architecture(alphas).ops

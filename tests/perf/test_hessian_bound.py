@@ -1,4 +1,4 @@
-"""The Krylov lower bound `bench.perf hessian` prints beside the speed target (issue 16)."""
+"""The Krylov lower bound `bench.perf hessian` prints beside the speed target."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One-shot measurements (issue 13): BN re-estimated at the evaluated weights, a measurement that leaves
+"""One-shot measurements: BN re-estimated at the evaluated weights, a measurement that leaves
 the search untouched, and NAS-Bench-1Shot1's one-shot vs ground-truth correlation."""
 
 from __future__ import annotations

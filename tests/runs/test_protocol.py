@@ -1,7 +1,7 @@
 """The paper preset = the published scripts' protocol; the corrected preset = the harness's corrections.
 
 Each paper behaviour is checked against an independent re-implementation written here from the
-documented behaviour of the scripts (/work/shared/specs/reference_protocols.md): the LR sequence, the
+documented behaviour of the scripts (docs/protocols.md): the LR sequence, the
 steps per epoch, which batch the Hessian sees and when, the alphas an epoch's row looks up, the GDAS
 temperature, the crop padding and cutout, RSWS' selection, in-place zero_grad. The GDAS Hessian and the
 BN side effect of the measurement are in tests/optimizers/test_hessian_protocol.py.

@@ -1,4 +1,4 @@
-"""Issue 14's check of the table searches are scored against, computed here from the SQLite file alone
+"""The character check of the table searches are scored against, computed here from the SQLite file alone
 (sqlite3 + scipy), independently of bench.truth.character, the code that chose and reports it."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def run_table() -> Path:
 
 @pytest.mark.xfail(
     RUN_PROTOCOL == PROTOCOL_1X1,
-    reason="issue 14: searches are scored against the 1x1 table until the redesigned protocol's ships",
+    reason="searches are scored against the 1x1 table until the redesigned protocol's ships",
     strict=True,
 )
 def test_the_table_searches_use_has_nb101s_character() -> None:
