@@ -1,6 +1,6 @@
 """Compare every digits protocol stored in a cache on the same uniform sample of space-1 models.
 
-    python docs/measurements/digits_protocols.py CACHE [--limit N]
+    python docs/digits-benchmark/digits_protocols.py CACHE [--limit N]
 
 For each protocol in the SQLite cache CACHE: the NAS-Bench-101 character (bench.truth.character) of its
 stored models among the first N of space 1's fixed tabulation order (what `python -m bench.tabulate

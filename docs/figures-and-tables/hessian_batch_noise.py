@@ -1,6 +1,6 @@
 """How much of the paper protocol's epoch-to-epoch eigenvalue scatter on digits is the Hessian's batch.
 
-    python docs/measurements/hessian_batch_noise.py RUN_DIR [RUN_DIR ...] [--draws 20]
+    python docs/figures-and-tables/hessian_batch_noise.py RUN_DIR [RUN_DIR ...] [--draws 20]
 
 For each finished run (its checkpoint restored with bench.runs.restore.load_run), the dominant eigenvalue
 is measured exactly as the trainer measures it (bench.runs.trainer.measure_hessian, the run's own

@@ -1,7 +1,7 @@
-"""Learning curves behind docs/measurements/gdas-training.md (issue 17, question 1).
+"""Learning curves behind docs/digits-benchmark/gdas-training.md.
 
-    PYTHONPATH=. nice -n 5 python docs/measurements/gdas_training.py --epochs 20 --seeds 0,1,2 \
-        --out docs/measurements/gdas-training-curves.csv
+    PYTHONPATH=. nice -n 5 python docs/digits-benchmark/gdas_training.py --epochs 20 --seeds 0,1,2 \
+        --out docs/digits-benchmark/gdas-training-curves.csv
 
 Trains the paper-preset supernet on the embedded digits benchmark (space 1, batch 96, 16 channels, 9
 cells, SGD 0.025 cosine over `--epochs`, BN momentum 0.1, 5 steps per epoch) under several ways of
