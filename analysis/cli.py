@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from analysis import names
 from analysis.load import AnalysisError, Filters, Results, load
 
 log = logging.getLogger("analysis")
@@ -57,7 +58,12 @@ def parser(
         p.add_argument("--benchmark", default=None, help="only runs of this benchmark (nb101, digits, ...)")
         p.add_argument("--space", type=_int_list, default=(), help="only these search spaces, e.g. 1 or 1,3")
         p.add_argument(
-            "--optimizer", type=_str_list, default=(), help="only these optimizers, e.g. darts,msdarts"
+            "--optimizers",
+            "--optimizer",
+            dest="optimizer",
+            type=_str_list,
+            default=(),
+            help="only these registered optimizers, in any spelling, e.g. darts,msdarts,drnas",
         )
         p.add_argument(
             "--tag", type=_str_list, default=(), help="only these setting tags (run directory names)"
@@ -67,6 +73,10 @@ def parser(
 
 
 def filters_from(args: argparse.Namespace) -> Filters:
+    unknown = names.unknown_optimizers(args.optimizer)
+    if unknown:
+        known = ", ".join(name for name, _ in names.registered().values())
+        raise AnalysisError(f"--optimizers {','.join(unknown)}: no such optimizer; registered: {known}")
     return Filters(
         benchmark=args.benchmark,
         spaces=tuple(args.space),

@@ -69,7 +69,7 @@ class Filters:
         if self.spaces:
             parts.append("--space " + ",".join(map(str, self.spaces)))
         if self.optimizers:
-            parts.append("--optimizer " + ",".join(self.optimizers))
+            parts.append("--optimizers " + ",".join(self.optimizers))
         if self.tags:
             parts.append("--tag " + ",".join(self.tags))
         return " ".join(parts) or "(no filter)"

@@ -3,31 +3,37 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from functools import cache
 
-# Canonical order (the papers' order) and spelling; keys are registry names with punctuation removed,
-# so `sdarts_rs`, `sdarts-rs` and `SDARTS-RS` all map to the same display name.
-_DISPLAY: dict[str, str] = {
-    "darts": "DARTS",
-    "pcdarts": "PC-DARTS",
-    "gdas": "GDAS",
-    "sdartsrs": "SDARTS-RS",
-    "sdartsadv": "SDARTS-ADV",
-    "msdarts": "MS-DARTS",
-    "rsws": "RSWS",
-    "randomws": "RSWS",
-    "enas": "ENAS",
-}
-_ORDER = list(dict.fromkeys(_DISPLAY.values()))
+# The papers' order of the original competitors (registry keys); every other registered optimizer
+# follows in alphabetical order, so a new plug-in appears in every figure without editing this file.
+PAPER_ORDER = ("darts", "pcdarts", "gdas", "sdartsrs", "sdartsadv", "msdarts", "rsws", "enas")
+# Spellings older results directories used for a registered optimizer.
+_ALIASES = {"randomws": "rsws"}
 
 
 def optimizer_key(name: str) -> str:
     """A spelling-insensitive key: `SDARTS-RS`, `sdarts_rs` and `sdartsrs` are one optimizer."""
-    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+    key = re.sub(r"[^a-z0-9]", "", str(name).lower())
+    return _ALIASES.get(key, key)
+
+
+@cache
+def registered() -> dict[str, tuple[str, str]]:
+    """key -> (registered name, label) of every optimizer plug-in, in display order. Imported on first
+    use only: the registry pulls in torch, which the analysis otherwise never needs."""
+    from optimizers.registry import labels
+
+    by_key = {optimizer_key(name): (name, label) for name, label in labels().items()}
+    order = [k for k in PAPER_ORDER if k in by_key] + sorted(k for k in by_key if k not in PAPER_ORDER)
+    return {k: by_key[k] for k in order}
 
 
 def display_name(optimizer: str) -> str:
-    """`msdarts` -> `MS-DARTS`; unknown names are shown as they are."""
-    return _DISPLAY.get(optimizer_key(optimizer), str(optimizer))
+    """`msdarts` -> `MS-DARTS` (the plug-in's `label`); unknown names are shown as they are."""
+    entry = registered().get(optimizer_key(optimizer))
+    return entry[1] if entry else str(optimizer)
 
 
 def is_msdarts(optimizer: str) -> bool:
@@ -35,9 +41,24 @@ def is_msdarts(optimizer: str) -> bool:
 
 
 def optimizer_rank(optimizer: str) -> int:
-    """Position in the papers' order; unknown optimizers come last."""
-    name = display_name(optimizer)
-    return _ORDER.index(name) if name in _ORDER else len(_ORDER)
+    """Position in display order (the papers' order, then the rest by name); unknown ones come last."""
+    keys = list(registered())
+    key = optimizer_key(optimizer)
+    return keys.index(key) if key in keys else len(keys)
+
+
+def optimizer_of_label(label: str) -> str | None:
+    """The registry key of the optimizer a figure label (`DrNAS` or `DARTS [unrolled=True]`) shows."""
+    base = str(label).split(" [", 1)[0]
+    for key, (_, shown) in registered().items():
+        if shown == base:
+            return key
+    return None
+
+
+def unknown_optimizers(requested: Sequence[str]) -> list[str]:
+    """The names in `requested` that no plug-in registered (spelling-insensitive)."""
+    return [name for name in requested if optimizer_key(name) not in registered()]
 
 
 def benchmark_title(benchmark: str) -> str:

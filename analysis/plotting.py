@@ -10,6 +10,7 @@ import base64
 import io
 import math
 import textwrap
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from analysis.names import optimizer_of_label
 from analysis.stats import CI_LEVEL, n_label
 
 LAMBDA = r"$\lambda_{\max}$"
@@ -27,16 +29,55 @@ BAND_TEXT = f"lines: mean over seeds; bands: {CI_LEVEL:.0%} t-interval of the me
 
 # Okabe & Ito's colour-blind-safe palette (yellow left out: unreadable on white).
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
+# Further colours, distinct from those, for optimizers beyond the first seven.
+EXTRA_COLOURS = (
+    "#8C564B",
+    "#BCBD22",
+    "#9467BD",
+    "#D62728",
+    "#17BECF",
+    "#E377C2",
+    "#1F77B4",
+    "#2CA02C",
+    "#7F3C8D",
+)
+# The original competitors keep the colours they had in every figure before colours followed the registry.
+FIXED_COLOURS = dict(
+    zip(("darts", "pcdarts", "gdas", "sdartsrs", "sdartsadv", "msdarts", "rsws"), OKABE_ITO, strict=True)
+)
+
+
+def optimizer_colour(key: str) -> str:
+    """The colour of a registered optimizer (its registry key): fixed for the original competitors, for
+    any other name a stable pick from EXTRA_COLOURS by a hash of the name, the same in every figure."""
+    if key in FIXED_COLOURS:
+        return FIXED_COLOURS[key]
+    return EXTRA_COLOURS[zlib.crc32(key.encode()) % len(EXTRA_COLOURS)]
 
 
 def palette(groups: Sequence[str]) -> dict[str, object]:
-    """A colour per group, colour-blind safe, fixed by group order so every figure agrees."""
+    """A colour per group label: a registered optimizer's own colour (`optimizer_colour`), unless an
+    earlier group took it (a second setting of that optimizer, two names hashing alike); other labels and
+    such clashes take the first free colour, Okabe-Ito first. Fixed by labels and order, so figures agree."""
     groups = list(dict.fromkeys(groups))
-    if len(groups) <= len(OKABE_ITO):
-        return dict(zip(groups, OKABE_ITO, strict=False))
-    import seaborn as sns  # only for many groups: it pulls in scipy.stats, seconds on a busy machine
+    free = [c for c in (*OKABE_ITO, *EXTRA_COLOURS)]
+    wanted = {}
+    for group in groups:
+        key = optimizer_of_label(group)
+        wanted[group] = optimizer_colour(key) if key is not None else None
+    out: dict[str, object] = {}
+    for group in groups:  # own colours first, in order, so a clash never steals one from a later optimizer
+        colour = wanted[group]
+        if colour is not None and colour in free:
+            out[group] = colour
+            free.remove(colour)
+    rest = [g for g in groups if g not in out]
+    if len(rest) > len(free):
+        import seaborn as sns  # only for many groups: it pulls in scipy.stats, seconds on a busy machine
 
-    return dict(zip(groups, sns.color_palette("husl", len(groups)), strict=True))
+        free = list(sns.color_palette("husl", len(rest)))
+    out.update(zip(rest, free, strict=False))
+    return {g: out[g] for g in groups}
 
 
 def panels(

@@ -83,6 +83,8 @@ class OneShotOptimizer:
     """First-order DARTS behaviour; subclasses override only what differs."""
 
     name: ClassVar[str] = ""
+    # How figures and tables spell the method (the paper's spelling); `register` defaults it to `name`.
+    label: ClassVar[str] = ""
     reference_epochs: ClassVar[int] = 50
     Hyperparameters: ClassVar[type] = NoHyperparameters
     # Search ranges of the plug-in's own settings (fields of Hyperparameters) for `python -m bench.hpo`;

@@ -20,6 +20,7 @@ class DartsHyperparameters:
 
 @register("darts")
 class Darts(OneShotOptimizer):
+    label = "DARTS"
     # Paper: the DARTS baseline of SDARTS/MS-DARTS' eigenvalue figures is their train_search.py without
     # perturbation, 100 epochs; corrected keeps NAS-Bench-1Shot1's own DARTS budget (its script's 50).
     reference_epochs = 100

@@ -235,6 +235,7 @@ class Controller(nn.Module):
 # ---- the plug-in -----------------------------------------------------------------------------------
 @register("enas")
 class Enas(OneShotOptimizer):
+    label = "ENAS"
     reference_epochs = 100
     Hyperparameters = EnasHyperparameters
 

@@ -87,6 +87,7 @@ def gdas_tau(tau_max: float, tau_min: float, epoch: int, epochs: int, schedule: 
 
 @register("gdas")
 class Gdas(OneShotOptimizer):
+    label = "GDAS"
     reference_epochs = 100
     Hyperparameters = GdasHyperparameters
     tunable = {"tau_max": Range(2.0, 20.0, log=True), "tau_min": Range(0.1, 2.0, log=True)}

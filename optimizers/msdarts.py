@@ -51,6 +51,7 @@ class MsDartsHyperparameters:
 
 @register("msdarts")
 class MsDarts(PerturbedWeightStep):
+    label = "MS-DARTS"
     reference_epochs = 80
     Hyperparameters = MsDartsHyperparameters
     tunable = {"epsilon": Range(0.05, 0.5), "bandwidth": Range(0.1, 10.0, log=True)}

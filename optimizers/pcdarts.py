@@ -32,6 +32,7 @@ class PcDartsHyperparameters:
 
 @register("pcdarts")
 class PcDarts(OneShotOptimizer):
+    label = "PC-DARTS"
     reference_epochs = 100
     Hyperparameters = PcDartsHyperparameters
     tunable = {"k": Range(choices=(2, 4))}  # both divide every preset's channel count

@@ -31,6 +31,8 @@ def register(name: str) -> Callable[[T], T]:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"optimizer name {name!r} registered twice")
         cls.name = name
+        if "label" not in vars(cls):  # not inherited: SDARTS-ADV must not be drawn as SDARTS-RS
+            cls.label = name
         _REGISTRY[name] = cls
         return cls
 
@@ -48,6 +50,11 @@ def _load_plugins() -> None:
 def available() -> list[str]:
     _load_plugins()
     return sorted(_REGISTRY)
+
+
+def labels() -> dict[str, str]:
+    """Registered name -> the label figures and tables show."""
+    return {name: get_optimizer(name).label for name in available()}
 
 
 def get_optimizer(name: str) -> type[OneShotOptimizer]:

@@ -94,6 +94,7 @@ class Score:
 
 @register("rsws")
 class RandomSearchWS(OneShotOptimizer):
+    label = "RSWS"
     reference_epochs = 100  # NAS-Bench-1Shot1's RSWS cluster scripts pass --epochs=100
     Hyperparameters = RswsHyperparameters
     tunable = {"eval_archs": Range(10, 300, log=True, integer=True)}

@@ -73,6 +73,7 @@ class SdartsADVHyperparameters(SdartsRSHyperparameters):
 class SdartsRS(PerturbedWeightStep):
     """Random smoothing: a uniform perturbation of the mixing weights for each weight step."""
 
+    label = "SDARTS-RS"
     reference_epochs = 100
     Hyperparameters = SdartsRSHyperparameters
     tunable = {"epsilon_max": Range(0.05, 0.6)}  # SDARTS-ADV inherits it
@@ -89,6 +90,7 @@ class SdartsRS(PerturbedWeightStep):
 class SdartsADV(SdartsRS):
     """Adversarial smoothing: the mixing weights the PGD attack on the training loss finds."""
 
+    label = "SDARTS-ADV"
     Hyperparameters = SdartsADVHyperparameters
 
     @classmethod
