@@ -137,7 +137,7 @@ def read(path: Path) -> Checkpoint:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise CheckpointError(path, f"is not plain data ({_foreign_objects(path)})") from None
+        raise CheckpointError(path, _not_plain(path)) from None
     except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(path, f"is cut short or not a torch file ({first})") from None
@@ -155,18 +155,17 @@ def read(path: Path) -> Checkpoint:
         raise CheckpointError(path, f"does not hold a valid checkpoint ({problem})") from None
 
 
-def _foreign_objects(path: Path) -> str:
-    """Which Python objects the pickle names, read from its opcodes without running them."""
+def _not_plain(path: Path) -> str:
+    """What is wrong with a file weights_only refused: the objects its pickle names, read from its
+    opcodes without running them."""
     try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        names = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
     except Exception:  # noqa: BLE001 - only for the message; the file is refused either way
         names = []
-    if not names:
-        return "it names Python objects, which could run code while read"
     shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-    numpy_only = all(n.startswith("numpy") for n in names)
-    origin = "as checkpoints of earlier harness versions do" if numpy_only else "which could run code"
-    return f"it names Python objects ({shown}), {origin}"
+    if names and all(n.startswith("numpy") for n in names):
+        return f"holds NumPy objects ({shown}), as checkpoints of harness versions before format 2 do"
+    return f"is not plain data: it names Python objects ({shown or 'unknown'}), which could run code"
 
 
 def _expect(ok: bool, what: str) -> None:
