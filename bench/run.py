@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import HarnessError, UsageError
-from bench.runs import results
+from bench.runs import checkpoint, results
 from bench.runs.config import BENCHMARKS as RESOLVED_BENCHMARKS
 from bench.runs.config import PRESETS, RunConfig
 from bench.runs.executors import RunRequest
@@ -206,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.force:
             for req in requests:
                 results.check_compatible(req.run_dir, req.cfg.to_dict())
+                checkpoint.check_resumable(req.run_dir)  # before anything in the run is touched
         table_factory, data_factory = executors.factories(benchmark, paths)
         if args.jobs == 1 and not args.dask:
             table = table_factory()  # fail fast on a missing or corrupt table

@@ -169,3 +169,14 @@ def record_forwards(model: torch.nn.Module) -> list[dict]:
 
     model.forward = spy
     return calls
+
+
+class TouchOnLoad:
+    """TEST FIXTURE: an object whose unpickling creates the file `marker` (code a loader must never
+    run). A loader is safe when reading a file that holds one raises and `marker` does not exist."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = Path(marker)
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (self.marker,))

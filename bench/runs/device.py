@@ -49,15 +49,63 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every global RNG's state as plain data (tensors, ints, floats, strings): a checkpoint holds it
+    and is read without unpickling Python or NumPy objects."""
+    version, words, gauss_next = random.getstate()
+    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": {
+            "version": version,
+            "state": torch.tensor(words, dtype=torch.int64),
+            "gauss_next": gauss_next,
+        },
+        "numpy": {
+            "bit_generator": str(kind),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
+def _python_state(state: dict[str, Any]) -> tuple:
+    s = state["python"]
+    gauss = s["gauss_next"]
+    return (
+        int(s["version"]),
+        tuple(int(w) for w in s["state"].tolist()),
+        None if gauss is None else float(gauss),
+    )
+
+
+def _numpy_state(state: dict[str, Any]) -> tuple:
+    s = state["numpy"]
+    keys = np.asarray(s["keys"].cpu().numpy(), dtype=np.uint32)
+    return str(s["bit_generator"]), keys, int(s["pos"]), int(s["has_gauss"]), float(s["cached_gaussian"])
+
+
+def check_rng_state(state: dict[str, Any]) -> None:
+    """Raise (KeyError, TypeError, ValueError, RuntimeError, AttributeError) unless `state` is one that
+    `set_rng_state` can apply; tries it on private generators, so no global RNG changes."""
+    random.Random().setstate(_python_state(state))
+    np.random.RandomState().set_state(_numpy_state(state))
+    torch.Generator().set_state(state["torch"])
+    cuda = state.get("cuda", [])
+    if not isinstance(cuda, list) or not all(
+        isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in cuda
+    ):
+        raise TypeError("cuda RNG states must be a list of uint8 tensors")
+
+
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    """Apply a state of `rng_state()` to every global RNG."""
+    random.setstate(_python_state(state))
+    np.random.set_state(_numpy_state(state))
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda"]])

@@ -82,7 +82,8 @@ def load_data(cfg: RunConfig, paths: Any) -> SearchData:
 # ---- the search itself ---------------------------------------------------------------------------
 @dataclass
 class RunParts:
-    """A freshly built search: what the trainer trains and what restore loads a checkpoint into."""
+    """A freshly built search: what the trainer trains and what restore loads a checkpoint into
+    (bench.runs.checkpoint.load_into)."""
 
     space: SearchSpace
     model: nn.Module
@@ -95,19 +96,6 @@ class RunParts:
     hp: Any
     epochs: int
     device: torch.device
-
-    def load_state(self, state: dict[str, Any], optimizers: bool) -> None:
-        """Load a checkpoint's supernet, alphas and plug-in state (and the torch optimizers' and the
-        schedule's, to continue training)."""
-        self.model.load_state_dict(state["model"])
-        with torch.no_grad():
-            for a, saved in zip(self.alphas, state["alphas"], strict=True):
-                a.copy_(saved.to(self.device))
-        self.plugin.load_extra_state(state.get("plugin", {}))
-        if optimizers:
-            self.w_optim.load_state_dict(state["w_optim"])
-            self.a_optim.load_state_dict(state["a_optim"])
-            self.scheduler.load_state_dict(state["scheduler"])
 
 
 def augmentation(cfg: RunConfig, data: SearchData) -> Augmentation | None:

@@ -2,8 +2,9 @@
 
 The model is built by the construction code the trainer uses (bench.runs.parts), so it is exactly the
 network that was trained, and the checkpoint is loaded without touching the run directory (the
-trainer's resume would rewrite epochs.csv and alphas.npz). The search data come from the same loaders
-bench.run uses; tests and callers with data in memory pass it in instead.
+trainer's resume would rewrite epochs.csv and alphas.npz). It is read as plain data, so nothing in it
+runs (bench.runs.checkpoint). The search data come from the same loaders bench.run uses; tests and
+callers with data in memory pass it in instead.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 
 from bench.data.splits import SearchData
 from bench.errors import HarnessError
-from bench.runs import parts, results
+from bench.runs import checkpoint, parts, results
 from bench.runs.config import ConfigError, RunConfig
 
 log = logging.getLogger(__name__)
@@ -80,17 +81,14 @@ def load_run(
         raise RestoreError(
             f"{run_dir}: no checkpoint.pt; only runs trained by bench.run (which checkpoints) can be restored"
         )
-    if data is None:
-        data = search_data(cfg, data_dir)
-    run = parts.build_parts(cfg, data)  # the trainer's own construction: same network, plug-in, alphas
     try:
-        state = torch.load(path, map_location=run.device, weights_only=False)
-        run.load_state(state, optimizers=False)
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
-        raise RestoreError(
-            f"{path}: cannot load it into the run's supernet ({type(exc).__name__}); it may be cut or from "
-            "another version — rerun the run to rewrite it"
-        ) from None
+        state = checkpoint.read(path)  # plain data only, checked before the data and model are built
+        if data is None:
+            data = search_data(cfg, data_dir)
+        run = parts.build_parts(cfg, data)  # the trainer's own construction: same network, plug-in, alphas
+        checkpoint.load_into(run, state, optimizers=False)
+    except checkpoint.CheckpointError as exc:
+        raise RestoreError(str(exc)) from None
     run.model.eval()
     return RestoredRun(
         run_dir=run_dir,
@@ -100,6 +98,6 @@ def load_run(
         alpha_names=list(run.space.alpha_shapes()),
         plugin=run.plugin,
         data=data,
-        epoch=int(state["epoch"]),
+        epoch=state.epoch,
         device=run.device,
     )

@@ -204,7 +204,7 @@ def write_alphas(path: Path, history: Mapping[int, Sequence[np.ndarray]], names:
 
 
 def read_alphas(path: Path) -> tuple[list[int], dict[str, np.ndarray]]:
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:
         epochs = z["epochs"].tolist()
         return epochs, {k: z[k] for k in z.files if k != "epochs"}
 

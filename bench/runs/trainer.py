@@ -48,7 +48,7 @@ from bench.data.splits import (
     fixed_batch,
     random_batch,
 )
-from bench.runs import oneshot, results
+from bench.runs import checkpoint, oneshot, results
 from bench.runs.config import RunConfig
 from bench.runs.device import rng_state, set_rng_state
 from bench.runs.parts import augmentation, build_parts
@@ -82,15 +82,6 @@ def fault_point(point: str, epoch: int) -> None:
     """Crash-safety test hook: NB1SHOT1_KILL_AT=<point>:<epoch> SIGKILLs the process right here."""
     if os.environ.get("NB1SHOT1_KILL_AT") == f"{point}:{epoch}":
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def hessian_epoch(cfg: RunConfig, epoch: int, epochs: int) -> bool:
@@ -143,23 +134,22 @@ class Trainer:
         self.augment = augmentation(cfg, data)
         self.last_search_batch: tuple[torch.Tensor, torch.Tensor] | None = None  # of the current epoch
 
-    def _checkpoint_state(self, epoch: int) -> dict[str, Any]:
-        return {
-            "epoch": epoch,
-            "model": self.model.state_dict(),
-            "alphas": [a.detach().cpu() for a in self.alphas],
-            "w_optim": self.w_optim.state_dict(),
-            "a_optim": self.a_optim.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "plugin": self.plugin.extra_state(),
-            "rng": rng_state(),
-            "rows": self.rows,
-            "correlation": self.correlation_rows,
-            "correlation_archs": self.correlation_archs,
-            "alpha_history": self.alpha_history,
-            "eig_vector": self.eig_vector,
-            "results_version": results.RESULTS_VERSION,
-        }
+    def _checkpoint(self, epoch: int) -> checkpoint.Checkpoint:
+        return checkpoint.Checkpoint(
+            epoch=epoch,
+            model=self.model.state_dict(),
+            alphas=list(self.alphas),
+            w_optim=self.w_optim.state_dict(),
+            a_optim=self.a_optim.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            plugin=self.plugin.extra_state(),
+            rng=rng_state(),
+            rows=self.rows,
+            correlation=self.correlation_rows,
+            correlation_archs=self.correlation_archs,
+            alpha_history=self.alpha_history,
+            eig_vector=self.eig_vector,
+        )
 
     def _resume(self) -> None:
         for stale in self.out_dir.glob(".*.tmp"):  # half-written files of a killed process
@@ -167,20 +157,20 @@ class Trainer:
         path = self.out_dir / results.CHECKPOINT
         if not path.exists():
             return
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        self.parts.load_state(state, optimizers=True)
+        state = checkpoint.read(path)  # checked whole before anything is loaded
+        checkpoint.load_into(self.parts, state, optimizers=True)
         if not self.cfg.zero_grad_set_to_none:
             restore_zeroed_grads(self.w_optim)
-        set_rng_state(state["rng"])
-        self.rows = list(state["rows"])
-        self.correlation_rows = list(state.get("correlation", []))
-        self.correlation_archs = list(state.get("correlation_archs", []))
-        self.alpha_history = dict(state["alpha_history"])
-        self.eig_vector = state.get("eig_vector")
-        self.start_epoch = int(state["epoch"]) + 1
+        set_rng_state(state.rng)
+        self.rows = list(state.rows)
+        self.correlation_rows = list(state.correlation)
+        self.correlation_archs = list(state.correlation_archs)
+        self.alpha_history = dict(state.alpha_history)
+        self.eig_vector = state.eig_vector
+        self.start_epoch = state.epoch + 1
         # The CSV may be one epoch ahead of or behind the checkpoint: rewrite it from the checkpoint.
         self._write_tables()
-        log.info("resumed %s after epoch %d", self.out_dir, state["epoch"])
+        log.info("resumed %s after epoch %d", self.out_dir, state.epoch)
 
     # ---- one epoch -----------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
@@ -402,7 +392,7 @@ class Trainer:
             self._correlation(epoch)  # after the timing: it is an analysis, not part of the search
             self.alpha_history[epoch] = [a.detach().cpu().numpy().copy() for a in self.alphas]
             fault_point("before-checkpoint", epoch)
-            _atomic_torch_save(self._checkpoint_state(epoch), self.out_dir / results.CHECKPOINT)
+            checkpoint.save(self._checkpoint(epoch), self.out_dir / results.CHECKPOINT)
             fault_point("after-checkpoint", epoch)
             self._write_tables()
             fault_point("after-tables", epoch)

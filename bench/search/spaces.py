@@ -250,7 +250,7 @@ class SearchSpace:
         )
         if path.exists():
             try:
-                with np.load(path) as z:
+                with np.load(path, allow_pickle=False) as z:
                     return dict(zip(z["hashes"].tolist(), z["counts"].tolist(), strict=True))
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("ignoring unreadable architecture-count cache %s (%s); rebuilding", path, exc)
@@ -361,7 +361,7 @@ def _save_unique(path: Path, specs: dict[str, tuple[np.ndarray, list[str]]]) -> 
 
 
 def _load_unique(path: Path) -> dict[str, tuple[np.ndarray, list[str]]]:
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:
         hashes, matrices, ops, sizes = z["hashes"], z["matrices"], z["ops"], z["sizes"]
     out = {}
     for h, m, o, n in zip(hashes.tolist(), matrices, ops.tolist(), sizes.tolist(), strict=True):
