@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -78,6 +78,39 @@ class GdasHyperparameters:
 TAU_SCHEDULES = ("scripts", "endpoints")
 
 
+def gumbel_noise(
+    alphas: Sequence[Tensor], num_cells: int | None, generator: torch.Generator | None = None
+) -> list[Tensor]:
+    """Gumbel(0, 1) noise per alpha tensor (per cell: a leading `num_cells` dim), drawn as
+    F.gumbel_softmax draws it (-log Exp(1)); the global RNG unless `generator` is given."""
+    noise = []
+    for a in alphas:
+        shape = (num_cells, *a.shape) if num_cells is not None else a.shape
+        e = torch.empty(shape, dtype=a.dtype, device=a.device).exponential_(generator=generator)
+        noise.append(-e.log())
+    return noise
+
+
+def gumbel_mixing(
+    noise: Sequence[Tensor], tau: float, hard_ops: bool = True
+) -> Callable[[Sequence[Tensor]], list[Tensor]]:
+    """alpha -> softmax((alpha + noise) / tau) per row, F.gumbel_softmax's computation with the noise
+    given; with `hard_ops` the op weights (the first tensor) are a straight-through one-hot (GDAS),
+    without they stay the soft relaxed sample (SNAS). Edges are always soft."""
+
+    def mix(alphas: Sequence[Tensor]) -> list[Tensor]:
+        out = []
+        for k, (a, g) in enumerate(zip(alphas, noise, strict=True)):
+            soft = F.softmax((a.expand(g.shape) + g) / tau, dim=-1)
+            if k == 0 and hard_ops:  # hard one-hot forward, soft gradient (straight-through)
+                hard = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+                soft = hard - soft.detach() + soft
+            out.append(soft)
+        return out
+
+    return mix
+
+
 def gdas_tau(tau_max: float, tau_min: float, epoch: int, epochs: int, schedule: str = "endpoints") -> float:
     """Linear per-epoch schedule from tau_max at epoch 0. `endpoints`: tau_min at epoch `epochs - 1`;
     `scripts`: steps of (tau_max - tau_min) / epochs, so tau_min would come after the last epoch."""
@@ -91,6 +124,7 @@ class Gdas(OneShotOptimizer):
     reference_epochs = 100
     Hyperparameters = GdasHyperparameters
     tunable = {"tau_max": Range(2.0, 20.0, log=True), "tau_min": Range(0.1, 2.0, log=True)}
+    hard_ops: ClassVar[bool] = True  # straight-through one-hot op weights (SNAS, a subclass: soft)
 
     def __init__(self, ctx: SearchContext, hp: GdasHyperparameters) -> None:
         super().__init__(ctx, hp)
@@ -108,29 +142,13 @@ class Gdas(OneShotOptimizer):
 
     def hessian_mixing(self) -> Callable[[Sequence[Tensor]], list[Tensor]]:
         """GDAS' own sample at the current tau, with Gumbel noise drawn now, once (see the module doc)."""
-        noise = []
-        for a in self.ctx.alphas:
-            shape = (self.num_cells, *a.shape) if self.num_cells is not None else a.shape
-            noise.append(-torch.empty(shape, dtype=a.dtype, device=a.device).exponential_().log())
-        return self.gumbel_mixing(noise, self.tau)
+        return self.gumbel_mixing(gumbel_noise(self.ctx.alphas, self.num_cells), self.tau)
 
     def gumbel_mixing(
         self, noise: Sequence[Tensor], tau: float
     ) -> Callable[[Sequence[Tensor]], list[Tensor]]:
-        """alpha -> GDAS' mixing weights for fixed Gumbel `noise` (one tensor per alpha, per cell when
-        sampling per cell): F.gumbel_softmax's computation with the noise given."""
-
-        def mix(alphas: Sequence[Tensor]) -> list[Tensor]:
-            out = []
-            for k, (a, g) in enumerate(zip(alphas, noise, strict=True)):
-                soft = F.softmax((a.expand(g.shape) + g) / tau, dim=-1)
-                if k == 0:  # ops: hard one-hot forward, soft gradient (straight-through)
-                    hard = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
-                    soft = hard - soft.detach() + soft
-                out.append(soft)
-            return out
-
-        return mix
+        """alpha -> this method's mixing weights for fixed Gumbel `noise` (see `gumbel_mixing`)."""
+        return gumbel_mixing(noise, tau, hard_ops=self.hard_ops)
 
     def arch_weights(self, alphas: Sequence[Tensor]) -> list[Tensor]:
         """Hard (straight-through) Gumbel one-hots for the ops, soft Gumbel weights for the rest."""

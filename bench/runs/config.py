@@ -120,6 +120,10 @@ class RunConfig:
     correlation_every: int = 0  # one-shot vs ground-truth correlation every K epochs (and the last); 0: off
     correlation_samples: int = 100  # models scored (all unique models of the space when it covers them)
     device: str = "auto"
+    # architecture selection after the search (bench.runs.selection): argmax = the per-epoch rows only;
+    # pt = DARTS-PT's perturbation-based selection, written to selection.csv
+    selection: str = "argmax"
+    pt_tune_epochs: int = 5  # selection=pt: fine-tuning epochs between decisions (release: --proj_intv 5)
     # plug-in hyperparameters (validated by the optimizer's own dataclass)
     optimizer_params: dict[str, Any] = field(default_factory=dict)
     # settings the benchmark changed from the preset's value, with the reason (written by resolve())
@@ -254,6 +258,14 @@ class RunConfig:
 
         if self.oneshot_bn not in BN_MODES:
             raise ConfigError(f"--set oneshot_bn={self.oneshot_bn}: choose {', '.join(BN_MODES)}")
+        from bench.runs.selection import SELECTIONS
+
+        if self.selection not in SELECTIONS:
+            raise ConfigError(f"--set selection={self.selection}: choose {' or '.join(SELECTIONS)}")
+        if self.pt_tune_epochs < 0:
+            raise ConfigError(
+                f"--set pt_tune_epochs={self.pt_tune_epochs}: must be >= 0 (0 = no fine-tuning)"
+            )
         if self.correlation_every < 0:
             raise ConfigError(f"--set correlation_every={self.correlation_every}: must be >= 0 (0 = off)")
         if self.correlation_samples < 3:

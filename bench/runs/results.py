@@ -116,6 +116,8 @@ CHECKPOINT = "checkpoint.pt"
 RUN_LOG = "run.log"
 CORRELATION_CSV = "correlation.csv"  # one row per measured epoch
 CORRELATION_ARCHS_CSV = "correlation_archs.csv"  # one row per measured epoch and sampled model
+SELECTION_CSV = "selection.csv"  # selection=pt: the selected architecture's row (bench.runs.selection)
+SELECTION_DECISIONS_CSV = "selection_decisions.csv"  # selection=pt: one row per candidate scored
 REPLACED_DIR = ".replaced"  # where --force moves old runs (hidden: never loaded as results)
 
 
@@ -253,6 +255,13 @@ def check_compatible(run_dir: Path, config: Mapping[str, Any]) -> None:
     new = dict(config)
     old.pop("device", None)
     new.pop("device", None)
+    from bench.runs.config import RunConfig
+
+    # A setting added to the harness after the run was written ran at its default.
+    defaults = RunConfig().to_dict()
+    for key in set(new) - set(old):
+        if key in defaults:
+            old[key] = defaults[key]
     if old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise UsageError(f"{run_dir} holds a run with other settings ({', '.join(diff)}); use another --out")

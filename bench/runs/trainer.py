@@ -48,7 +48,7 @@ from bench.data.splits import (
     fixed_batch,
     random_batch,
 )
-from bench.runs import checkpoint, oneshot, results
+from bench.runs import checkpoint, oneshot, results, selection
 from bench.runs.config import RunConfig
 from bench.runs.device import rng_state, set_rng_state
 from bench.runs.parts import augmentation, build_parts
@@ -398,6 +398,7 @@ class Trainer:
             fault_point("after-tables", epoch)
             if on_epoch is not None:
                 on_epoch(row)
+        selection.select(self)  # after the search: nothing unless selection=pt (bench.runs.selection)
         self.mark("complete")
         return RunOutcome(self.out_dir, "complete", len(self.rows), self.rows[-1] if self.rows else None)
 
