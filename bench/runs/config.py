@@ -120,6 +120,9 @@ class RunConfig:
     correlation_every: int = 0  # one-shot vs ground-truth correlation every K epochs (and the last); 0: off
     correlation_samples: int = 100  # models scored (all unique models of the space when it covers them)
     device: str = "auto"
+    # True: CPU kernels, BLAS path and thread count pinned so that the numbers do not depend on the x86
+    # machine or --threads (bench/runs/reproducible.py; slower, CPU only)
+    reproducible: bool = False
     # plug-in hyperparameters (validated by the optimizer's own dataclass)
     optimizer_params: dict[str, Any] = field(default_factory=dict)
     # settings the benchmark changed from the preset's value, with the reason (written by resolve())
@@ -259,6 +262,11 @@ class RunConfig:
         if self.correlation_samples < 3:
             raise ConfigError(
                 f"--set correlation_samples={self.correlation_samples}: needs at least 3 models"
+            )
+        if self.reproducible and self.device.startswith("cuda"):
+            raise ConfigError(
+                f"--set reproducible=true pins CPU kernels; it cannot run on --device {self.device}: "
+                "use --device cpu"
             )
         plugin = self.plugin()
         from optimizers.base import OneShotOptimizer

@@ -253,6 +253,7 @@ def check_compatible(run_dir: Path, config: Mapping[str, Any]) -> None:
     new = dict(config)
     old.pop("device", None)
     new.pop("device", None)
+    old.setdefault("reproducible", False)  # runs written before the option computed unpinned
     if old != new:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise UsageError(f"{run_dir} holds a run with other settings ({', '.join(diff)}); use another --out")

@@ -51,6 +51,7 @@ from bench.data.splits import (
 from bench.runs import oneshot, results
 from bench.runs.config import RunConfig
 from bench.runs.device import rng_state, set_rng_state
+from bench.runs.machine import machine_record
 from bench.runs.parts import augmentation, build_parts
 from bench.search.spaces import Architecture
 from bench.truth.base import GroundTruth
@@ -498,6 +499,8 @@ def config_record(cfg: RunConfig, trainer: Trainer, extra: dict[str, Any]) -> di
         "device": str(trainer.device),
         # CPU numbers are bit-reproducible for a fixed seed AND thread count (reduction order).
         "torch_threads": torch.get_num_threads(),
+        # Everything else besides the settings that decides CPU numbers (bench/runs/machine.py).
+        "machine": machine_record(is_reproducible=cfg.reproducible),
         "device_name": torch.cuda.get_device_name(trainer.device)
         if trainer.device.type == "cuda"
         else platform.processor() or platform.machine(),
