@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +105,28 @@ def describe(record: Mapping[str, Any] | None) -> str:
         f"{record.get('cpu_model')}, {record.get('aten_capability')}, torch {record.get('torch')}, "
         f"{record.get('blas')}, {record.get('onednn')}, {threads} thread{'s' if threads != 1 else ''}"
     )
+
+
+def comparison_lines(groups: Mapping[str, Sequence[Mapping[str, Any] | None]]) -> list[str]:
+    """One line per group of compared runs whose numbers came from differing machines (or from runs
+    without the record); nothing for a group computed on one machine."""
+    lines = []
+    for label, records in groups.items():
+        counts: dict[Any, list[Mapping[str, Any] | None]] = {}
+        for record in records:
+            counts.setdefault(numbers_key(record), []).append(record)
+        recorded = [k for k in counts if k is not None]
+        if len(recorded) < 2 and None not in counts:
+            continue
+        if not recorded:
+            lines.append(f"{label}: {NOT_RECORDED} ({len(records)} run(s) written before the record)")
+            continue
+        parts = [
+            f"{len(members)} run(s) on {describe(members[0])}"
+            for members in sorted(counts.values(), key=lambda m: -len(m))
+        ]
+        what = "differing machines" if len(recorded) > 1 else "one machine"
+        if None in counts:
+            what += " and runs whose machine is not recorded"
+        lines.append(f"{label}: runs from {what}; differences may be the machine's: {'; '.join(parts)}")
+    return lines
