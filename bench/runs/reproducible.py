@@ -87,6 +87,26 @@ def check(device: torch.device) -> None:
         )
 
 
+def check_pinned(device: torch.device) -> None:
+    """Raise ReproducibleModeError unless a pinned run may compute now: the process (`check`) and the
+    settings `pinned` applies. The trainer calls it, so no way into a run skips the guarantee."""
+    check(device)
+    unpinned = [
+        name
+        for name, bad in (
+            ("oneDNN is on", torch._C._get_mkldnn_enabled()),
+            ("NNPACK is on", torch._C._get_nnpack_enabled()),
+            (f"{torch.get_num_threads()} threads", torch.get_num_threads() != PINNED_THREADS),
+        )
+        if bad
+    ]
+    if unpinned:
+        raise ReproducibleModeError(
+            f"reproducible=true: {', '.join(unpinned)}; run it inside bench.runs.reproducible.pinned "
+            "(bench.runs.executors.execute does)"
+        )
+
+
 @contextlib.contextmanager
 def pinned(enabled: bool, device: torch.device) -> Iterator[None]:
     """Inside: the pinned kernels and thread count when `enabled` (checked first), else nothing changes.

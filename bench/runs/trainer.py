@@ -48,9 +48,9 @@ from bench.data.splits import (
     fixed_batch,
     random_batch,
 )
-from bench.runs import oneshot, results
+from bench.runs import oneshot, reproducible, results
 from bench.runs.config import RunConfig
-from bench.runs.device import rng_state, set_rng_state
+from bench.runs.device import resolve_device, rng_state, set_rng_state
 from bench.runs.machine import machine_record
 from bench.runs.parts import augmentation, build_parts
 from bench.search.spaces import Architecture
@@ -123,6 +123,8 @@ class Trainer:
         self.table = table
         self.data = data
         self.meta = dict(meta or {})
+        if cfg.reproducible:
+            reproducible.check_pinned(resolve_device(cfg.device))
         parts = build_parts(cfg, data)  # seeds everything with the run's seed first
         self.parts = parts
         self.device, self.space, self.model, self.alphas = (

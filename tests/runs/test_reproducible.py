@@ -126,3 +126,13 @@ def test_old_runs_without_the_option_still_resume(tmp_path) -> None:
         tmp_path / results.CONFIG_JSON, {"results_version": results.RESULTS_VERSION, "config": old}
     )
     results.check_compatible(tmp_path, cfg)  # no error
+
+
+def test_the_trainer_refuses_an_unpinned_process(monkeypatch, tmp_path, fixture_table, toy_data) -> None:
+    """Every way into a run (the executors, HPO trials) meets the check, not only bench.run."""
+    from bench.runs.trainer import Trainer
+
+    monkeypatch.setattr(reproducible, "problems", lambda: [])  # the environment is right, the flags not
+    cfg = RunConfig.resolve("darts", 1, overrides={"reproducible": "true", "epochs": 1}, device="cpu")
+    with pytest.raises(HarnessError, match="oneDNN is on"):
+        Trainer(cfg, tmp_path, fixture_table, toy_data)
