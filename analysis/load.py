@@ -25,7 +25,7 @@ import pandas as pd
 from analysis import names
 from analysis.issues import Issue
 from bench.errors import HarnessError
-from bench.runs import results
+from bench.runs import machine, results
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def _flatten_config(record: dict[str, Any]) -> dict[str, Any]:
             out[f"cfg.{key}"] = value
     for key, value in (record.get("optimizer_hyperparameters") or {}).items():
         out[f"hp.{key}"] = value
-    for key in ("device", "device_name", "git_revision", "results_version", "best_test_error"):
+    for key in ("device", "device_name", "git_revision", "results_version", "best_test_error", "machine"):
         if key in record:
             out[f"meta.{key}"] = record[key]
     for key, value in (record.get("versions") or {}).items():
@@ -289,6 +289,15 @@ def _drop_duplicate_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[Issue]]
         first = runs[(runs[key] == row[key]).all(axis=1)].iloc[0]["run"]
         issues.append(Issue(row["run"], "duplicate_run", f"same seed and setting as {first}"))
     return runs[~dup].reset_index(drop=True), issues
+
+
+def machine_lines(runs: pd.DataFrame) -> list[str]:
+    """One line per space whose compared runs came from differing machines (bench.runs.machine)."""
+    groups: dict[str, list[dict[str, Any] | None]] = {}
+    column = runs["meta.machine"] if "meta.machine" in runs else pd.Series([None] * len(runs))
+    for space, record in zip(runs["space"], column, strict=True):
+        groups.setdefault(f"space {space}", []).append(None if _missing(record) else json.loads(record))
+    return machine.comparison_lines(groups)
 
 
 # ---- the whole directory ----------------------------------------------------------------------

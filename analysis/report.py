@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from analysis import cli, correlation, export, figure3, figure4, issues, plotting, regret, settings, table4
 from analysis.issues import Issue
-from analysis.load import AnalysisError, Results
+from analysis.load import AnalysisError, Results, machine_lines
 from analysis.names import benchmark_title
 
 REPORT_HTML = "report.html"
@@ -145,6 +145,10 @@ def build(res: Results, args: argparse.Namespace) -> tuple[str, list[Issue]]:
     if args.landscape:
         sections.append(_guarded("Accuracy landscapes", lambda: landscape_section(res, args)))
     sections.append(settings_section(res))
+    machines = machine_lines(res.runs)
+    if machines:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in machines)
+        sections.append(Section("Machines", f'<ul class="warn">{items}</ul>'))
     found = issues.dedupe([*res.issues, *(i for s in sections for i in s.issues)])
     problems = issues.summary_lines(found, limit=50)
     body = "".join(f"<li>{html.escape(p)}</li>" for p in problems) or "<li>none</li>"

@@ -207,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for req in requests:
                 results.check_compatible(req.run_dir, req.cfg.to_dict())
                 checkpoint.check_resumable(req.run_dir)  # before anything in the run is touched
+        if needs_pinned_process(requests, args.dask):
+            return relaunch_pinned(argv)
         table_factory, data_factory = executors.factories(benchmark, paths)
         if args.jobs == 1 and not args.dask:
             table = table_factory()  # fail fast on a missing or corrupt table
@@ -234,11 +236,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: completed epochs are saved; rerun the same command to resume", file=sys.stderr)
         return 130
+    except HarnessError as exc:  # e.g. a Dask worker that cannot pin reproducible=true
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(summary_table(outcomes, Path(args.out)))
     failed = [o for o in outcomes if o.state == "failed"]
     for o in failed:
         print(f"FAILED {_short(o.run_dir, Path(args.out))}: {o.reason}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def needs_pinned_process(requests: Sequence[RunRequest], dask: str | None) -> bool:
+    """Whether this command must run in a child process started with reproducible=true's environment
+    (ATen and MKL read it once per process). A grid may not mix the two modes: the unpinned runs would
+    compute with the pinned kernels."""
+    from bench.runs import reproducible
+
+    modes = {r.cfg.reproducible for r in requests}
+    if len(modes) > 1:
+        raise UsageError("--set reproducible=true,false: run the pinned and the default runs as two commands")
+    # Dask workers were started elsewhere: each run checks its worker and refuses when it is not pinned.
+    return modes == {True} and not dask and bool(reproducible.problems())
+
+
+def relaunch_pinned(argv: Sequence[str] | None) -> int:
+    """Run this same command in a child process whose environment pins the kernels (joblib workers
+    inherit it). The child checks the process again, so this never loops."""
+    import os
+    import subprocess
+
+    from bench.runs import reproducible
+
+    if all(os.environ.get(k) == v for k, v in reproducible.PINNED_ENV.items()):
+        raise HarnessError(
+            f"reproducible=true: the environment is set but {'; '.join(reproducible.problems())}"
+        )
+    log.debug("reproducible=true: restarting in a child process with %s", reproducible.PINNED_ENV)
+    args = list(sys.argv[1:] if argv is None else argv)
+    child = subprocess.Popen([sys.executable, "-m", "bench.run", *args], env=reproducible.child_env())
+    try:
+        return child.wait()
+    except KeyboardInterrupt:  # the child got the same Ctrl-C and saves its epochs; wait for it
+        return child.wait()
 
 
 def resolve_jobs(text: str | int, device: Any, n_runs: int) -> int:

@@ -73,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             + (" matching the filters" if args.benchmark or args.space or args.optimizer else "")
         )
     print(status.summary(runs))
+    for line in status.machine_lines(runs):
+        print(line)
     return 0
 
 

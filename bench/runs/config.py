@@ -124,6 +124,9 @@ class RunConfig:
     # pt = DARTS-PT's perturbation-based selection, written to selection.csv
     selection: str = "argmax"
     pt_tune_epochs: int = 5  # selection=pt: fine-tuning epochs between decisions (release: --proj_intv 5)
+    # True: CPU kernels, BLAS path and thread count pinned so that the numbers do not depend on the x86
+    # machine or --threads (bench/runs/reproducible.py; slower, CPU only)
+    reproducible: bool = False
     # plug-in hyperparameters (validated by the optimizer's own dataclass)
     optimizer_params: dict[str, Any] = field(default_factory=dict)
     # settings the benchmark changed from the preset's value, with the reason (written by resolve())
@@ -271,6 +274,11 @@ class RunConfig:
         if self.correlation_samples < 3:
             raise ConfigError(
                 f"--set correlation_samples={self.correlation_samples}: needs at least 3 models"
+            )
+        if self.reproducible and self.device.startswith("cuda"):
+            raise ConfigError(
+                f"--set reproducible=true pins CPU kernels; it cannot run on --device {self.device}: "
+                "use --device cpu"
             )
         plugin = self.plugin()
         from optimizers.base import OneShotOptimizer

@@ -20,8 +20,9 @@ from typing import Any
 
 import torch
 
-from bench.runs import parts, results, runlog
+from bench.runs import machine, parts, reproducible, results, runlog
 from bench.runs.config import RunConfig
+from bench.runs.device import resolve_device
 from bench.runs.progress import Display, Watched, describe_epoch
 from bench.runs.runlog import Console
 from bench.runs.trainer import RunOutcome, Trainer, config_record
@@ -109,18 +110,34 @@ def _execute(
         rows = results.read_epochs(run_dir / results.EPOCHS_CSV)
         log.debug("already complete, skipping: %s (use --force to start over)", run_dir)
         return RunOutcome(run_dir, "skipped", len(rows), rows[-1] if rows else None, "already complete")
+    # Pinned before the first operation of the run (building the supernet already computes).
+    with reproducible.pinned(request.cfg.reproducible, resolve_device(request.cfg.device)):
+        return _train(request, table, data_factory, console)
+
+
+def _train(request: RunRequest, table: Any, data_factory: DataFactory, console: Console) -> RunOutcome:
+    run_dir: Path = request.run_dir
     data = data_factory(request.cfg)
     trainer = Trainer(request.cfg, run_dir, table, data, meta={"tag": request.tag})
     run_dir.mkdir(parents=True, exist_ok=True)
+    previous = results.read_json(run_dir / results.CONFIG_JSON)
     extra = {
         "tag": request.tag,
         "benchmark_note": benchmark_note(request.cfg.benchmark, trainer.best_test_error),
     }
-    results.write_json(run_dir / results.CONFIG_JSON, config_record(request.cfg, trainer, extra))
+    record = config_record(request.cfg, trainer, extra)
+    resumed_across = (run_dir / results.CHECKPOINT).exists() and _machine_changed(previous, record)
+    results.write_json(run_dir / results.CONFIG_JSON, record)
     with runlog.run_log(run_dir / results.RUN_LOG, request.label, console.run_log_level):
         try:
             verb = "resuming" if (run_dir / results.CHECKPOINT).exists() else "starting"
             log.info("%s: %d epochs into %s", verb, trainer.epochs, run_dir)
+            if resumed_across:
+                log.warning(
+                    "resumed on another machine, so its epochs mix two machines' numbers (%s); "
+                    "config.json keeps the earlier one under machine_history; use --force to start over",
+                    "; ".join(resumed_across),
+                )
 
             def on_epoch(row: dict[str, Any]) -> None:
                 log.info(describe_epoch(row, trainer.epochs))
@@ -139,6 +156,19 @@ def _execute(
             return RunOutcome(
                 run_dir, "failed", len(trainer.rows), trainer.rows[-1] if trainer.rows else None, reason
             )
+
+
+def _machine_changed(previous: dict[str, Any] | None, record: dict[str, Any]) -> list[str]:
+    """How this machine differs from the one that wrote the earlier epochs; records the earlier one."""
+    if not previous:
+        return []
+    history = list(previous.get("machine_history", []))
+    before = previous.get("machine")
+    if before is not None and before not in history:
+        history.append(before)
+    if history:
+        record["machine_history"] = history
+    return machine.differences(before, record["machine"])
 
 
 def _in_worker(

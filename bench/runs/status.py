@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.runs import results
+from bench.runs import machine, results
 
 # The order states are counted in; `unknown`: a directory without a readable status.json.
 STATES = ("complete", "running", "interrupted", "failed", "unknown")
@@ -48,6 +48,7 @@ class RunStatus:
     wall_s: float
     updated: float | None  # when a file of the run last changed (Unix time)
     reason: str = ""
+    machine: dict[str, Any] | None = None  # config.json's machine record (None: older runs)
 
 
 # ---- reading one run ---------------------------------------------------------------------------
@@ -164,6 +165,7 @@ def read_run(run_dir: Path, root: Path | None = None) -> RunStatus:
         wall_s=_last_measured(rows[-1:], "wallclock_s"),
         updated=max(times) if times else None,
         reason=reason,
+        machine=record.get("machine"),
     )
 
 
@@ -258,6 +260,14 @@ def table(statuses: Sequence[RunStatus], now: float | None = None, reason_width:
             )
         )
     return format_table(header, rows)
+
+
+def machine_lines(statuses: Sequence[RunStatus]) -> list[str]:
+    """One line per compared group (benchmark, space, setting) whose runs came from differing machines."""
+    groups: dict[str, list[dict[str, Any] | None]] = {}
+    for st in statuses:
+        groups.setdefault(f"{st.benchmark} space {st.space} {st.tag}", []).append(st.machine)
+    return machine.comparison_lines(groups)
 
 
 def summary(statuses: Sequence[RunStatus]) -> str:

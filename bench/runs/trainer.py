@@ -48,9 +48,10 @@ from bench.data.splits import (
     fixed_batch,
     random_batch,
 )
-from bench.runs import checkpoint, oneshot, results, selection
+from bench.runs import checkpoint, oneshot, reproducible, results, selection
 from bench.runs.config import RunConfig
-from bench.runs.device import rng_state, set_rng_state
+from bench.runs.device import resolve_device, rng_state, set_rng_state
+from bench.runs.machine import machine_record
 from bench.runs.parts import augmentation, build_parts
 from bench.search.spaces import Architecture
 from bench.truth.base import GroundTruth
@@ -113,6 +114,8 @@ class Trainer:
         self.table = table
         self.data = data
         self.meta = dict(meta or {})
+        if cfg.reproducible:
+            reproducible.check_pinned(resolve_device(cfg.device))
         parts = build_parts(cfg, data)  # seeds everything with the run's seed first
         self.parts = parts
         self.device, self.space, self.model, self.alphas = (
@@ -489,6 +492,8 @@ def config_record(cfg: RunConfig, trainer: Trainer, extra: dict[str, Any]) -> di
         "device": str(trainer.device),
         # CPU numbers are bit-reproducible for a fixed seed AND thread count (reduction order).
         "torch_threads": torch.get_num_threads(),
+        # Everything else besides the settings that decides CPU numbers (bench/runs/machine.py).
+        "machine": machine_record(is_reproducible=cfg.reproducible),
         "device_name": torch.cuda.get_device_name(trainer.device)
         if trainer.device.type == "cuda"
         else platform.processor() or platform.machine(),

@@ -42,6 +42,11 @@ def synthetic_test_error(optimizer: str, space: int, seed: int, epoch: int) -> f
     return BEST[space] + 0.02 / (epoch + 1) + 0.004 * seed + 0.01 * _offset(optimizer)
 
 
+# config.json's machine record (bench.runs.machine); machine=None writes a run from before the record.
+FIXTURE_MACHINE = {"cpu_model": "fixture CPU", "aten_capability": "AVX2", "torch": "fixture", "blas": "mkl",
+                   "onednn": "fixture", "threads": 1, "reproducible": False}  # fmt: skip
+
+
 def write_run(
     root: Path,
     *,
@@ -60,6 +65,7 @@ def write_run(
     config: bool = True,
     cfg: Mapping[str, Any] | None = None,
     baseline: Mapping[str, float] | None = None,
+    machine: Mapping[str, Any] | None = FIXTURE_MACHINE,
 ) -> Path:
     """One synthetic run; `done` lists the epochs present (default: all), `state` the status;
     `baseline` the table's random-architecture regret (mean, median, p10, p90, n_models) for config.json."""
@@ -114,6 +120,8 @@ def write_run(
         }
         if baseline is not None:
             record["random_baseline"] = dict(baseline)
+        if machine is not None:
+            record["machine"] = dict(machine)
         results.write_json(out / results.CONFIG_JSON, record)
     full = len(present) == epochs
     results.write_json(

@@ -15,7 +15,7 @@ import pytest
 
 from bench import status as cli
 from bench.runs import results, status
-from tests.analysis.fixtures import BEST, synthetic_eig, synthetic_test_error, write_run
+from tests.analysis.fixtures import BEST, FIXTURE_MACHINE, synthetic_eig, synthetic_test_error, write_run
 from tests.runs.test_reliability import REPO, TINY, fixture_process
 
 
@@ -49,7 +49,8 @@ def tree(tmp_path: Path) -> Path:
     _set_status(failed, state="failed", reason="DivergedError: training loss became nan in epoch 0")
     early = results.run_dir(root, "digits", 2, "darts", "paper", 1)  # killed before its first epoch
     early.mkdir(parents=True)
-    results.write_json(early / results.CONFIG_JSON, {"config": {"optimizer": "darts", "space": 2, "seed": 1}})
+    config = {"config": {"optimizer": "darts", "space": 2, "seed": 1}, "machine": FIXTURE_MACHINE}
+    results.write_json(early / results.CONFIG_JSON, config)
     write_run(root / ".replaced" / "old", optimizer="darts", alphas=False)  # --force's shelf: not a run
     return root
 
