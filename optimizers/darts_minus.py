@@ -64,6 +64,7 @@ def skip_beta(beta0: float, epoch: int, epochs: int, schedule: str = "linear") -
 
 @register("darts-minus")
 class DartsMinus(Darts):
+    label = "DARTS-"
     reference_epochs = 50  # scripts/run_darts_minus.sh: args.py's --epochs 50
     Hyperparameters = DartsMinusHyperparameters
 

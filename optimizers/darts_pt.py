@@ -23,6 +23,7 @@ from optimizers.registry import register
 
 @register("darts-pt")
 class DartsPT(Darts):
+    label = "DARTS-PT"
     reference_epochs = 50  # sota/cnn/train_search.py --epochs 50 before the projection
 
     @classmethod

@@ -76,6 +76,7 @@ def relaxed_sample(
 
 @register("snas")
 class Snas(Gdas):
+    label = "SNAS"
     reference_epochs = 150  # SNAS/README.md: --epochs 150
     Hyperparameters = SnasHyperparameters
     tunable = {"tau_max": Range(0.3, 3.0, log=True), "tau_min": Range(0.01, 0.3, log=True)}

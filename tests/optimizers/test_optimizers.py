@@ -26,7 +26,10 @@ from optimizers import OneShotOptimizer, available, build_hyperparameters, get_o
 from optimizers.gdas import gdas_tau
 from tests.helpers import FAST, batch, make_optimizer, record_forwards, same, snapshot
 
-EXPECTED = {"darts", "pcdarts", "gdas", "sdarts-rs", "sdarts-adv", "msdarts", "rsws", "enas"}
+EXPECTED = {
+    "darts", "pcdarts", "gdas", "sdarts-rs", "sdarts-adv", "msdarts", "rsws", "enas",
+    "drnas", "beta-darts", "fair-darts", "darts-minus", "snas", "darts-pt",
+}  # fmt: skip
 
 
 def test_all_competitors_registered() -> None:
@@ -49,11 +52,20 @@ def test_interface(name: str) -> None:
     assert isinstance(cls.supernet_kwargs(defaults), dict)
 
 
+def test_every_plugin_has_its_own_label() -> None:
+    labels = {name: get_optimizer(name).label for name in available()}
+    assert all(labels.values()) and len(set(labels.values())) == len(labels), labels
+    assert all(labels[name] != name for name in EXPECTED), "a shipped plug-in without a display label"
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_reference_epochs(name: str) -> None:
     # The paper preset's budgets: the scripts behind the figures (corrected: DARTS and RSWS 50).
     expected = {"darts": 100, "pcdarts": 100, "gdas": 100, "sdarts-rs": 100, "sdarts-adv": 100,
-                "msdarts": 80, "rsws": 100, "enas": 100}  # fmt: skip
+                "msdarts": 80, "rsws": 100, "enas": 100,
+                # the released scripts' budgets of the later plug-ins (each module's docstring)
+                "drnas": 100, "beta-darts": 100, "fair-darts": 50, "darts-minus": 50, "snas": 150,
+                "darts-pt": 50}  # fmt: skip
     assert get_optimizer(name).reference_epochs == expected[name]
 
 
