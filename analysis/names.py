@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 # The papers' order of the original competitors (registry keys); every other registered optimizer
 # follows in alphabetical order, so a new plug-in appears in every figure without editing this file.
@@ -61,27 +62,27 @@ def unknown_optimizers(requested: Sequence[str]) -> list[str]:
     return [name for name in requested if optimizer_key(name) not in registered()]
 
 
+def _benchmark(name: str) -> Any:
+    """The registered benchmark called `name`, or None (results of a benchmark not registered here)."""
+    from bench.benchmarks import UnknownBenchmarkError, get_benchmark
+
+    try:
+        return get_benchmark(name)
+    except UnknownBenchmarkError:
+        return None
+
+
 def benchmark_title(benchmark: str) -> str:
     """What the numbers are, stated where a reader of a figure will see it."""
-    if benchmark == "digits":
-        return "embedded digits benchmark — not NAS-Bench-101"
-    if benchmark == "nb101":
-        return "NAS-Bench-101 (CIFAR-10)"
-    return f"benchmark '{benchmark}'"
+    found = _benchmark(benchmark)
+    return found.figure_title() if found is not None else f"benchmark '{benchmark}'"
 
 
 def regret_reference(benchmark: str) -> str:
     """What the test regret is measured against, per benchmark."""
-    if benchmark == "nb101":
-        return (
-            "test regret = mean test error of the 3 NAS-Bench-101 repeats minus the space's best "
-            "single-run NAS-Bench-101 test error"
-        )
-    if benchmark == "digits":
-        return (
-            "test regret = mean test error of the 3 repeats minus the lowest mean test error of the "
-            "fully tabulated space (embedded digits benchmark); empty where the space is not tabulated"
-        )
+    found = _benchmark(benchmark)
+    if found is not None:
+        return found.regret_reference()
     return (
         f"test regret = mean test error minus the best test error that the '{benchmark}' ground truth "
         "reported for the space"

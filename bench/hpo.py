@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.cli_helpers import add_benchmark_option, add_data_dir_option, parse_sets
 from bench.errors import HarnessError, UsageError
 from bench.runs import results
 from bench.runs.config import PRESETS
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--trials", type=int, default=None, help="finished trials the study should hold (required)"
     )
     p.add_argument("--preset", choices=PRESETS, default="paper", help="the protocol every trial starts from")
-    p.add_argument("--benchmark", choices=("auto", "nb101", "digits"), default="auto", help="ground truth")
+    add_benchmark_option(p, "ground truth")
     p.add_argument("--out", type=Path, default=None, help="the study's directory (required; rerun to resume)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="fix a setting in every trial")
     p.add_argument("--tune", default=None, help="only these settings, comma-separated (default: all ranges)")
@@ -48,14 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="worker processes sharing the study (default 1)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per worker (default 1)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--data-dir", type=Path, default=None, help="where bench.data put NB-101 and CIFAR-10")
+    add_data_dir_option(p)
     p.add_argument("--list", action="store_true", help="print the search ranges and exit")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
 
 def build_spec(args: argparse.Namespace, benchmark: str) -> Any:
-    from bench.run import parse_sets
     from bench.runs.hpo import HpoSpec
 
     sets = parse_sets(args.set or [])
@@ -91,13 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    from bench.benchmarks import resolve
     from bench.runs import executors, hpo
     from bench.runs.device import resolve_device
-    from bench.runs.parts import resolve_benchmark
 
     try:
         resolve_device(args.device)
-        benchmark, paths = resolve_benchmark(args.benchmark, args.data_dir)
+        benchmark, paths = resolve(args.benchmark, args.data_dir)
         spec = build_spec(args, benchmark)
         ranges = spec.ranges()  # validates optimizer, space, preset, --set and --tune
         if args.list:

@@ -19,55 +19,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.cli_helpers import (
+    add_benchmark_option,
+    add_data_dir_option,
+    parse_int_list,
+    parse_sets,
+    resolve_jobs,
+)
 from bench.errors import HarnessError, UsageError
 from bench.runs import checkpoint, results
-from bench.runs.config import BENCHMARKS as RESOLVED_BENCHMARKS
 from bench.runs.config import PRESETS, RunConfig
 from bench.runs.executors import RunRequest
 from bench.search.spaces import UnknownSpaceError
 
 log = logging.getLogger("bench.run")
-BENCHMARKS = ("auto", *RESOLVED_BENCHMARKS)
 
 
-# ---- argument parsing -------------------------------------------------------------------------
-def parse_int_list(text: str, what: str) -> list[int]:
-    """`0-4`, `0,3,7` or `1-3,7` -> sorted unique non-negative ints; errors say what is wrong."""
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            raise UsageError(f"--{what} {text!r}: empty item; write e.g. 0-4 or 0,3,7")
-        if "-" in part[1:]:
-            lo, hi = part.split("-", 1) if not part.startswith("-") else ("", "")
-            if not (lo.isdigit() and hi.isdigit()):
-                raise UsageError(f"--{what} {text!r}: {part!r} is not a range of non-negative ints like 0-4")
-            a, b = int(lo), int(hi)
-            if a > b:
-                raise UsageError(f"--{what} {text!r}: range {part!r} runs backwards; write {b}-{a}")
-            out.extend(range(a, b + 1))
-        else:
-            if not part.isdigit():
-                raise UsageError(
-                    f"--{what} {text!r}: {part!r} is not a non-negative int; write e.g. 0-4 or 0,3,7"
-                )
-            out.append(int(part))
-    return sorted(set(out))
-
-
-def parse_sets(items: Sequence[str]) -> dict[str, list[str]]:
-    """`--set key=v1,v2` items -> key -> list of raw values (a grid axis when several)."""
-    sets: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UsageError(f"--set {item!r}: expected key=value, e.g. --set epochs=20")
-        values = [v.strip() for v in value.split(",")]
-        if any(v == "" for v in values):
-            raise UsageError(f"--set {item!r}: empty value; write e.g. --set bandwidth=0.3,1")
-        sets[key] = values
-    return sets
+# Re-exported: callers and tests of this face use them by these names.
+__all__ = ["build_parser", "build_requests", "main", "parse_int_list", "parse_sets", "resolve_jobs"]
 
 
 def build_requests(args: argparse.Namespace, benchmark: str) -> list[RunRequest]:
@@ -146,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--epochs", type=int, default=None, help="search epochs (default: the optimizer's reference)"
     )
-    p.add_argument("--benchmark", choices=BENCHMARKS, default="auto", help="ground truth (default: auto)")
+    add_benchmark_option(p)
     p.add_argument(
         "--preset",
         choices=PRESETS,
@@ -157,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE[,VALUE...]", help="override any setting")
     p.add_argument("--out", default="results", help="results root (default: results/)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--data-dir", type=Path, default=None, help="where bench.data put NB-101 and CIFAR-10")
+    add_data_dir_option(p)
     p.add_argument(
         "--jobs",
         default="auto",
@@ -192,14 +161,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Bars only on a terminal; in a file (nohup, CI, Slurm) every line has a time and names its run.
     console = runlog.Console.for_cli(quiet=args.quiet, verbose=args.verbose, progress=not args.no_progress)
     runlog.configure(console)
+    from bench.benchmarks import resolve
     from bench.runs.device import resolve_device
-    from bench.runs.parts import resolve_benchmark
 
     try:
         device = resolve_device(args.device)
-        benchmark, paths = resolve_benchmark(args.benchmark, args.data_dir)
+        benchmark, paths = resolve(args.benchmark, args.data_dir)
         requests = build_requests(args, benchmark)
-        args.jobs = resolve_jobs(args.jobs, device, len(requests))
+        args.jobs = resolve_jobs(args.jobs, len(requests), device)
         if args.threads < 1:
             raise UsageError(f"--threads {args.threads}: must be at least 1")
         results.check_writable(Path(args.out))
@@ -278,27 +247,6 @@ def relaunch_pinned(argv: Sequence[str] | None) -> int:
         return child.wait()
     except KeyboardInterrupt:  # the child got the same Ctrl-C and saves its epochs; wait for it
         return child.wait()
-
-
-def resolve_jobs(text: str | int, device: Any, n_runs: int) -> int:
-    """`auto`: independent runs scale better than threads on small CPU models (and 2 intra-op threads
-    on a busy CPU spin-wait badly), so one process per core (each with --threads, default 1); one run
-    per GPU on CUDA."""
-    import os
-
-    import torch
-
-    if str(text) == "auto":
-        if device.type == "cuda":
-            return max(1, min(n_runs, torch.cuda.device_count()))
-        return max(1, min(n_runs, os.cpu_count() or 1))
-    try:
-        jobs = int(text)
-    except ValueError:
-        raise UsageError(f"--jobs {text}: expected a positive int or auto") from None
-    if jobs < 1:
-        raise UsageError(f"--jobs {jobs}: must be at least 1")
-    return jobs
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.benchmarks import available, get_benchmark
 from bench.errors import HarnessError, UsageError
 from bench.search.spaces import SearchSpace
 from bench.truth.character import NB101_SAMPLE
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench.tabulate",
         description="Tabulate a lazily trained ground truth for a search space.",
     )
-    p.add_argument("--benchmark", required=True, choices=["digits", "nb101"])
+    p.add_argument("--benchmark", required=True, choices=available())
     p.add_argument("--space", type=int, required=True, help="search space 1, 2 or 3")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (each trains on one core)")
     p.add_argument("--limit", type=int, default=None, help="stop after this many models are stored")
@@ -119,9 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
-        if args.benchmark == "nb101":
+        if not get_benchmark(args.benchmark).tabulates:
+            lazy = ", ".join(n for n in available() if get_benchmark(n).tabulates)
             raise TabulateUsageError(
-                "nb101 is already a complete table; tabulate only applies to --benchmark digits"
+                f"{args.benchmark} is already a complete table; tabulate only applies to --benchmark {lazy}"
             )
         SearchSpace(args.space)
         if args.jobs < 1:

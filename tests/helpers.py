@@ -16,11 +16,11 @@ from bench.data.splits import SearchData
 from bench.search.graph import hash_spec
 from bench.search.spaces import SearchSpace
 from bench.search.supernet import Supernet
-from bench.truth.base import ArchResult
+from bench.truth.base import ArchResult, GroundTruth
 from optimizers import OneShotOptimizer, SearchContext, build_hyperparameters, get_optimizer
 
 
-class FixtureTable:
+class FixtureTable(GroundTruth):
     """TEST FIXTURE, not a benchmark: accuracies are a deterministic function of the NB-101 hash."""
 
     name = "fixture"

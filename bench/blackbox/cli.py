@@ -15,7 +15,6 @@ import argparse
 import functools
 import itertools
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -25,12 +24,18 @@ from typing import Any
 from bench.blackbox import runs
 from bench.blackbox.methods import METHODS
 from bench.blackbox.runs import BlackboxOutcome, BlackboxRequest
+from bench.cli_helpers import (
+    add_benchmark_option,
+    add_data_dir_option,
+    parse_int_list,
+    parse_sets,
+    resolve_jobs,
+)
 from bench.errors import HarnessError, UsageError
 from bench.runs import results
 from bench.search.spaces import UnknownSpaceError
 
 log = logging.getLogger("bench.blackbox")
-BENCHMARKS = ("auto", "nb101", "digits")
 DEFAULT_QUERIES = 280  # NAS-Bench-1Shot1's --n_iters for RS and RE
 
 
@@ -44,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="rs,re,tpe,bohb", help="method(s), comma-separated (default: all)")
     p.add_argument("--space", default="1", help="search space(s): 1, 2, 3 or a list like 1,2,3")
     p.add_argument("--seeds", default="0", help="seeds: 0-4, 0,3,7 or 1-3,7")
-    p.add_argument("--benchmark", choices=BENCHMARKS, default="auto", help="ground truth (default: auto)")
+    add_benchmark_option(p)
     p.add_argument(
         "--max-queries",
         type=int,
@@ -53,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a method setting, e.g. population=50")
     p.add_argument("--out", default="results", help="results root (default: results/)")
-    p.add_argument("--data-dir", type=Path, default=None, help="where bench.data put NAS-Bench-101")
+    add_data_dir_option(p, "NAS-Bench-101")
     p.add_argument("--jobs", default="auto", help="runs in parallel processes (auto: one per CPU core)")
     p.add_argument("--force", action="store_true", help="start over: move existing runs to <out>/.replaced/")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -62,30 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---- turning arguments into checked requests ----------------------------------------------------
-def resolve_benchmark(requested: str, data_dir: Path | None) -> tuple[str, Any]:
-    """`auto`: nb101 when its table is installed (black-box methods need no CIFAR-10), else digits."""
-    from bench.data.install import locate
-
-    paths = locate(data_dir)
-    if requested == "auto":
-        if paths.nb101 is not None:
-            return "nb101", paths
-        log.warning(
-            "NAS-Bench-101 is not installed: using the EMBEDDED 'digits' benchmark (not NAS-Bench-101 "
-            "numbers). Get the real table: python -m bench.data download nb101"
-        )
-        return "digits", paths
-    if requested == "nb101" and paths.nb101 is None:
-        raise UsageError(
-            "--benchmark nb101: the NAS-Bench-101 file is not installed; run "
-            "`python -m bench.data download nb101` (or pass --data-dir)"
-        )
-    return requested, paths
-
-
 def build_requests(args: argparse.Namespace, benchmark: str) -> list[BlackboxRequest]:
-    from bench.run import parse_int_list, parse_sets
-
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     if not methods:
         raise UsageError("--method is empty; name one, e.g. --method re")
@@ -116,18 +98,6 @@ def build_requests(args: argparse.Namespace, benchmark: str) -> list[BlackboxReq
         except UnknownSpaceError as exc:
             raise UsageError(f"--space {args.space}: {exc}") from None
     return requests
-
-
-def resolve_jobs(text: str, n_runs: int) -> int:
-    if text == "auto":
-        return max(1, min(n_runs, os.cpu_count() or 1))
-    try:
-        jobs = int(text)
-    except ValueError:
-        raise UsageError(f"--jobs {text}: expected a positive int or auto") from None
-    if jobs < 1:
-        raise UsageError(f"--jobs {jobs}: must be at least 1")
-    return jobs
 
 
 # ---- running ------------------------------------------------------------------------------------
@@ -161,11 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    from bench.benchmarks import resolve
     from bench.runs import parts
 
     out = Path(args.out)
     try:
-        benchmark, paths = resolve_benchmark(args.benchmark, args.data_dir)
+        # Black-box methods query the table only: no CIFAR-10 needed.
+        benchmark, paths = resolve(args.benchmark, args.data_dir, search=False)
         requests = build_requests(args, benchmark)
         jobs = resolve_jobs(args.jobs, len(requests))
         table_factory = functools.partial(parts.open_table, benchmark, paths)

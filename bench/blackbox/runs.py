@@ -154,17 +154,12 @@ def check_compatible(request: BlackboxRequest) -> None:
 
 
 def benchmark_note(name: str) -> str:
-    if name == "digits":
-        return (
-            "EMBEDDED digits benchmark (8x8 digits, NB-101 cells trained by this harness), "
-            "not NAS-Bench-101; simulated seconds = the recorded CPU training time of each repeat queried"
-        )
-    if name == "nb101":
-        return (
-            "NAS-Bench-101 (CIFAR-10, 108 epochs); simulated seconds = the table's training time of each "
-            "repeat queried; regret against the space's best single-run test error"
-        )
-    return f"ground truth '{name}'"
+    from bench.benchmarks import UnknownBenchmarkError, get_benchmark
+
+    try:
+        return get_benchmark(name).blackbox_note()
+    except UnknownBenchmarkError:  # a stand-in table (tests)
+        return f"ground truth '{name}'"
 
 
 def config_record(request: BlackboxRequest, table: GroundTruth, best: float) -> dict[str, Any]:

@@ -199,8 +199,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--runner", default="bench.run", help=argparse.SUPPRESS)  # tests: a fixture CLI
     args, rest = parser.parse_known_args(argv)
     args.run_args = rest  # anything else (e.g. --benchmark digits, --epochs 3) goes to bench.run as is
+    from bench.cli_helpers import parse_int_list, parse_sets
     from bench.errors import HarnessError
-    from bench.run import parse_int_list, parse_sets
 
     try:  # bench.run's own parsers: the same runs it will plan, the same one-line errors
         grid = math.prod(len(v) for v in parse_sets(args.set).values())

@@ -9,11 +9,11 @@ Resolution order (all in `RunConfig.resolve`):
 2. for each layer of the preset (paper: paper; corrected: corrected; quick: paper, then quick): the
    layer's run settings (`PRESET_SETTINGS`), then the optimizer's own protocol for that layer
    (`OneShotOptimizer.preset_settings`: its epoch budget, RSWS's batch 64 and clip 0.25, ...);
-3. the benchmark's adjustments (`benchmark_adjustments`): only where a preset value cannot work on that
-   benchmark (the 8x8 digits are never augmented; NB-101's BN momentum 0.003 is raised to 0.1 on digits'
-   ~6 steps per epoch; the supernet's cells per stack mirror the digits ground-truth network when that
-   has the supernet's 3 stacks), each one recorded with its reason in `benchmark_overrides`, so a
-   preset's fidelity settings never change silently;
+3. the benchmark's adjustments (`bench.benchmarks.Benchmark.adjustments`): only where a preset value
+   cannot work on that benchmark (the 8x8 digits are never augmented; NB-101's BN momentum 0.003 is
+   raised to 0.1 on digits' ~6 steps per epoch; the supernet's cells per stack mirror the digits
+   ground-truth network when that has the supernet's 3 stacks), each one recorded with its reason in
+   `benchmark_overrides`, so a preset's fidelity settings never change silently;
 4. explicit overrides (`--set key=value`, strings or values), which beat everything.
 
 Plug-in settings land in `optimizer_params`, parsed by the plug-in's own dataclass, and the plug-in
@@ -28,13 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from bench.benchmarks import get_benchmark
 from bench.data.splits import CROP_PADDINGS
 from bench.errors import ConfigError
 from bench.settings import field_types, parse_value
-from bench.truth.digits_protocol import RUN_PROTOCOL, DigitsProtocol
 
 PRESETS = ("paper", "corrected", "quick")
-BENCHMARKS = ("nb101", "digits")
 # Keys that say which run this is rather than how it runs; never an override.
 IDENTITY_KEYS = frozenset({"optimizer", "space", "seed", "benchmark", "preset", "optimizer_params"})
 # Keys resolve() derives; never an override either.
@@ -56,7 +55,7 @@ class RunConfig:
     optimizer: str = "darts"
     space: int = 1
     seed: int = 0
-    benchmark: str = "digits"  # resolved: "nb101" or "digits"
+    benchmark: str = "digits"  # resolved: a registered name (bench.benchmarks)
     preset: str = "paper"
     epochs: int | None = None  # None: the optimizer's reference epoch count (its paper budget)
     batch_size: int = 96
@@ -148,8 +147,7 @@ class RunConfig:
         """The validated config of one run: defaults, then benchmark defaults, preset, overrides."""
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-        if benchmark not in BENCHMARKS:
-            raise ConfigError(f"unknown benchmark {benchmark!r}; choose one of: {', '.join(BENCHMARKS)}")
+        bench = get_benchmark(benchmark)  # UnknownBenchmarkError (a ConfigError) names the registered ones
         from optimizers.registry import hyperparameter_names
 
         cfg = cls(
@@ -177,7 +175,7 @@ class RunConfig:
             for key, value in {**PRESET_SETTINGS[layer], **plugin.preset_settings(layer)}.items():
                 apply(key, value, f"preset {layer}:")
         overrides = dict(overrides or {})
-        for key, (value, why) in benchmark_adjustments(benchmark, cfg).items():
+        for key, (value, why) in bench.adjustments(cfg).items():
             if key not in overrides:
                 cfg.benchmark_overrides[key] = f"{getattr(cfg, key)!r} -> {value!r}: {why}"
                 setattr(cfg, key, value)
@@ -350,45 +348,3 @@ PRESET_LAYERS: dict[str, tuple[str, ...]] = {
     "corrected": ("corrected",),
     "quick": ("paper", "quick"),
 }
-
-SUPERNET_STACKS = 3  # the supernet's stacks (Supernet's default, as NB-101's network)
-
-# On digits' ~6 search steps per epoch a BN momentum below this leaves the running statistics near their
-# initial values for most of the search.
-DIGITS_MIN_BN_MOMENTUM = 0.1
-
-
-def benchmark_adjustments(
-    benchmark: str, cfg: RunConfig, digits_protocol: DigitsProtocol | None = None
-) -> dict[str, tuple[Any, str]]:
-    """Settings a preset gives that cannot work on `benchmark`: key -> (value, reason). resolve() applies
-    them unless overridden and records each in `benchmark_overrides`. `digits_protocol`: the digits
-    ground truth searches are scored against (default `RUN_PROTOCOL`)."""
-    if benchmark != "digits":
-        return {}
-    ground_truth = RUN_PROTOCOL if digits_protocol is None else digits_protocol
-    out: dict[str, tuple[Any, str]] = {}
-    if ground_truth.num_stacks == SUPERNET_STACKS and cfg.cells_per_stack != ground_truth.modules_per_stack:
-        # NAS-Bench-1Shot1's supernet mirrors NB-101's macro-architecture; on digits the mirror is the
-        # ground-truth network, so a cell is searched in the network it is rated in.
-        out["cells_per_stack"] = (
-            ground_truth.modules_per_stack,
-            f"the digits ground truth rates a cell in {ground_truth.num_stacks} stacks x "
-            f"{ground_truth.modules_per_stack} cell(s); the supernet mirrors that network as "
-            "NAS-Bench-1Shot1's mirrors NAS-Bench-101's",
-        )
-    if cfg.augment:
-        out["augment"] = (
-            False,
-            "8x8 digits are not augmented (a flip changes a digit, a 4-pixel crop pad is half the image; "
-            "the embedded ground truth trains unaugmented)",
-        )
-    for key in ("bn_momentum", "head_bn_momentum"):
-        value = getattr(cfg, key)
-        if value < DIGITS_MIN_BN_MOMENTUM:
-            out[key] = (
-                DIGITS_MIN_BN_MOMENTUM,
-                f"digits has ~6 search steps per epoch; momentum {value} would leave the BN running "
-                "statistics near their initial values for most of the search",
-            )
-    return out

@@ -70,20 +70,9 @@ def factories(benchmark: str, paths: Any) -> tuple[TableFactory, DataFactory]:
 
 # ---- one run -------------------------------------------------------------------------------------
 def benchmark_note(benchmark: str, best_test_error: float | None) -> str:
-    if benchmark == "digits":
-        note = (
-            "EMBEDDED digits benchmark (8x8 digits, NB-101 architectures trained by this harness), "
-            "not NAS-Bench-101"
-        )
-        if best_test_error is None:
-            note += (
-                "; test_regret is empty because this space is not fully tabulated (python -m bench.tabulate)"
-            )
-        return note
-    return (
-        "NAS-Bench-101 (CIFAR-10, 108 epochs, 3 repeats); "
-        "regret against the space's best single-run test error"
-    )
+    from bench.benchmarks import get_benchmark
+
+    return get_benchmark(benchmark).run_note(best_test_error)
 
 
 def execute(

@@ -136,14 +136,7 @@ class HpoSpec:
 def best_valid_error(table: Any, space: int) -> float | None:
     """The space's best validation error where the table knows it (digits once tabulated; NB-101's
     reference constant), else None."""
-    fn = getattr(table, "best_valid_error", None)
-    if callable(fn):
-        return fn(space)
-    if getattr(table, "name", "") == "nb101":
-        from bench.search.spaces import SearchSpace
-
-        return SearchSpace(space).best_valid_error
-    return None
+    return table.best_valid_error(space)
 
 
 def valid_regret(row: Mapping[str, Any], best: float | None) -> float:
@@ -548,7 +541,10 @@ def plot(spec: HpoSpec, frame: Any, path: Path) -> Path:
         ax.legend(fontsize=8)
     ax.set_xlabel("trial")
     ax.set_ylabel("final validation regret")
-    caveat = " (embedded digits benchmark, not NAS-Bench-101)" if spec.benchmark == "digits" else ""
+    from bench.benchmarks import get_benchmark
+
+    note = get_benchmark(spec.benchmark).caveat
+    caveat = f" ({note})" if note else ""
     ax.set_title(f"HPO of {spec.optimizer}, space {spec.space}{caveat}", fontsize=9)
     ax.grid(alpha=0.3)
     fig.savefig(path, dpi=130)

@@ -5,78 +5,33 @@ torch optimizers of its config. The one way to build them, used by the trainer a
 from __future__ import annotations
 
 import functools
-import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from bench.benchmarks import get_benchmark
 from bench.data.splits import STREAM_PLUGIN_VALID, Augmentation, SearchData, batch_stream
-from bench.errors import UsageError
 from bench.runs.config import RunConfig
 from bench.runs.device import resolve_device, seed_everything
 from bench.search.spaces import SearchSpace
 from bench.search.supernet import Supernet
 from optimizers import OneShotOptimizer, SearchContext
 
-log = logging.getLogger(__name__)
-
 
 # ---- ground truth and data -----------------------------------------------------------------------
-def resolve_benchmark(requested: str, data_dir: Path | None = None) -> tuple[str, Any]:
-    """`auto` -> nb101 when NB-101 and CIFAR-10 are installed, else the embedded digits benchmark.
-
-    Returns the benchmark and the installed data paths (bench.data.install.DataPaths).
-    """
-    from bench.data.install import locate
-
-    paths = locate(data_dir)
-    if requested == "auto":
-        if paths.nb101 is not None and paths.cifar10 is not None:
-            return "nb101", paths
-        log.warning(
-            "NAS-Bench-101 and/or CIFAR-10 are not installed: using the EMBEDDED 'digits' benchmark "
-            "(8x8 digits, not NAS-Bench-101 numbers). Get the real data: python -m bench.data download nb101 "
-            "&& python -m bench.data download cifar10"
-        )
-        return "digits", paths
-    if requested == "nb101":
-        if paths.nb101 is None:
-            raise UsageError(
-                "--benchmark nb101: the NAS-Bench-101 file is not installed; run "
-                "`python -m bench.data download nb101` (or pass --data-dir)"
-            )
-        if paths.cifar10 is None:
-            raise UsageError(
-                "--benchmark nb101: CIFAR-10 is not installed; run `python -m bench.data download cifar10` "
-                "(or pass --data-dir)"
-            )
-    return requested, paths
-
-
+# The trainer's and restore's one way to the benchmark's table and data (tests replace these two).
 def open_table(benchmark: str, paths: Any) -> Any:
     """The ground-truth table of `benchmark` (a bench.truth.base.GroundTruth)."""
-    if benchmark == "nb101":
-        from bench.truth.nb101 import NB101Table
-
-        return NB101Table.load(paths.nb101)
-    from bench.truth.digits import DigitsBenchmark
-    from bench.truth.digits_protocol import RUN_PROTOCOL
-
-    return DigitsBenchmark(protocol=RUN_PROTOCOL)
+    return get_benchmark(benchmark).open_table(paths)
 
 
 def load_data(cfg: RunConfig, paths: Any) -> SearchData:
-    """The run's search data: CIFAR-10 halves for nb101, the fixed digits split for digits."""
-    from bench.data.splits import load_cifar10_search_data, load_digits_search_data
-
-    if cfg.benchmark == "nb101":
-        return load_cifar10_search_data(paths.cifar10, cfg.train_portion, cfg.data_limit, augment=cfg.augment)
-    return load_digits_search_data(cfg.train_portion, cfg.data_limit)
+    """The run's search data, from its benchmark."""
+    return get_benchmark(cfg.benchmark).search_data(cfg, paths)
 
 
 # ---- the search itself ---------------------------------------------------------------------------

@@ -59,10 +59,15 @@ def read_config(run_dir: Path) -> RunConfig:
 
 
 def search_data(cfg: RunConfig, data_dir: Path | None = None) -> SearchData:
-    """The run's search data from the loaders bench.run uses (digits: built in; nb101: CIFAR-10)."""
-    if cfg.benchmark not in ("digits", "nb101"):
-        raise RestoreError(f"benchmark {cfg.benchmark!r} has no data loader; pass the search data explicitly")
-    _, paths = parts.resolve_benchmark(cfg.benchmark, data_dir)
+    """The run's search data from the loader bench.run uses (its benchmark's)."""
+    from bench.benchmarks import UnknownBenchmarkError, resolve
+
+    try:
+        _, paths = resolve(cfg.benchmark, data_dir)
+    except UnknownBenchmarkError:
+        raise RestoreError(
+            f"benchmark {cfg.benchmark!r} is not registered here; pass the search data explicitly"
+        ) from None
     return parts.load_data(cfg, paths)
 
 

@@ -514,6 +514,5 @@ def config_record(cfg: RunConfig, trainer: Trainer, extra: dict[str, Any]) -> di
 
 def random_baseline(table: GroundTruth, space: int) -> dict[str, Any] | None:
     """The table's random-architecture regret baseline as a plain dict, where the table offers one."""
-    baseline = getattr(table, "random_baseline", None)
-    value = baseline(space) if baseline is not None else None
+    value = table.random_baseline(space)
     return dataclasses.asdict(value) if value is not None else None

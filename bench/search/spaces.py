@@ -383,21 +383,3 @@ def summary_table(n_jobs: int = 1, cache_dir: Path | None = None) -> str:
             f"{s.num_raw_architectures():,} | {unique:,} |"
         )
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.search.spaces",
-        description="Count the architectures of the three search spaces.",
-    )
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for hashing")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(summary_table(n_jobs=max(1, args.jobs)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

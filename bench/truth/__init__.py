@@ -7,4 +7,6 @@ benchmark. They know the search spaces' cells, never the optimizers or the runs.
   (how one repeat is trained); the digits data itself is `bench.data.digits`.
 - `tabulate`: filling a lazily tabulated space, judging a protocol.
 - `fixtures`: writers of the official NB-101 format for tests and synthetic benchmarks (not reader API).
+
+May import: bench.errors, bench.search, bench.data (the digits images).
 """

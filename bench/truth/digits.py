@@ -24,7 +24,7 @@ import numpy as np
 
 from bench.data.digits import load_digits_splits, split_indices
 from bench.search.graph import hash_pruned, hash_spec
-from bench.truth.base import ArchResult
+from bench.truth.base import ArchResult, GroundTruth
 from bench.truth.character import RandomBaseline, random_baseline
 from bench.truth.digits_protocol import (
     PROTOCOL_1X1,
@@ -73,7 +73,7 @@ def _seconds(value: float | None) -> float:
     return float(value) if value is not None else float("nan")
 
 
-class DigitsBenchmark:
+class DigitsBenchmark(GroundTruth):
     """Lazily tabulated NAS-Bench-101 on 8x8 digits (implements `bench.truth.base.GroundTruth`)."""
 
     name = "digits"
@@ -149,8 +149,15 @@ class DigitsBenchmark:
         return {h: self._result(h, rows[h]) for h in wanted if len(rows[h]) == self.protocol.repeats}
 
     # -- the GroundTruth interface ---------------------------------------------------------------------
-    def query(self, matrix: np.ndarray | Sequence[Sequence[int]], ops: Sequence[str]) -> ArchResult:
+    @property
+    def budgets(self) -> tuple[int, ...]:  # type: ignore[override]
+        return (self.protocol.epochs,)
+
+    def query(
+        self, matrix: np.ndarray | Sequence[Sequence[int]], ops: Sequence[str], budget: int | None = None
+    ) -> ArchResult:
         """All repeats of a spec; trains (once ever, across processes) whatever repeat is missing."""
+        self.check_budget(budget)
         cm, cops = canonical_spec(matrix, ops)
         arch_hash = hash_pruned(cm, cops)
         store = self.store

@@ -317,5 +317,5 @@ PROTOCOL_1X1 = DigitsProtocol(epochs=6, learning_rate=0.1, num_stacks=1, modules
 # What a search (`python -m bench.run`) is scored against on digits: the default protocol, whose space-1
 # table ships complete (bench/truth/shipped/digits_space1.sqlite) and meets the four character targets
 # (tests/truth/test_shipped_character.py checks them on the file). Its 3 stacks make the digits supernet
-# mirror it (bench.runs.config.benchmark_adjustments: cells_per_stack = 1).
+# mirror it (bench.benchmarks.digits, its adjustments: cells_per_stack = 1).
 RUN_PROTOCOL = DigitsProtocol()

@@ -28,7 +28,7 @@ from bench.search.graph import (
     ops_from_labels,
     prune_masks,
 )
-from bench.truth.base import ArchResult
+from bench.truth.base import ArchResult, GroundTruth
 from bench.truth.character import RandomBaseline, random_baseline
 from bench.truth.nb101_cache import (
     CACHE_ERRORS,
@@ -106,10 +106,11 @@ class NB101Batch:
         return np.nanmean(self.test_acc, axis=1)
 
 
-class NB101Table:
+class NB101Table(GroundTruth):
     """The NAS-Bench-101 table at 108 epochs; implements bench.truth.base.GroundTruth."""
 
     name = "nb101"
+    budgets = (108,)  # this reader keeps the final 108-epoch results only
 
     def __init__(self, arrays: dict[str, np.ndarray], meta: dict | None = None, source: Path | None = None):
         self._hashes = arrays["hashes"]
@@ -274,12 +275,15 @@ class NB101Table:
             raise self._missing(h)
         return self._result(i, h)
 
-    def query(self, matrix: np.ndarray | Sequence[Sequence[int]], ops: Sequence[str]) -> ArchResult:
+    def query(
+        self, matrix: np.ndarray | Sequence[Sequence[int]], ops: Sequence[str], budget: int | None = None
+    ) -> ArchResult:
         """All repeats of a raw cell spec (pruned here; hashed only when the stored-spec index lacks it).
 
         Raises InvalidSpecError outside NAS-Bench-101 and SpecNotInTableError for a valid spec this
         table lacks.
         """
+        self.check_budget(budget)
         masks, labels, _ = prune_masks(matrix, ops)
         check_budget(masks)
         i = self._stored_row(masks, labels)
@@ -378,3 +382,9 @@ class NB101Table:
         from bench.search.spaces import SearchSpace  # lazy: spaces imports torch
 
         return SearchSpace(space).best_test_error
+
+    def best_valid_error(self, space: int) -> float | None:
+        """The space's best validation error (reference constant of NAS-Bench-1Shot1)."""
+        from bench.search.spaces import SearchSpace  # lazy: spaces imports torch
+
+        return SearchSpace(space).best_valid_error

@@ -9,11 +9,11 @@ import numpy as np
 
 from bench.search.graph import hash_spec, prune
 from bench.search.spaces import SearchSpace
-from bench.truth.base import ArchResult
+from bench.truth.base import ArchResult, GroundTruth
 from bench.truth.digits import DigitsBenchmark
 
 
-class SmoothTable:
+class SmoothTable(GroundTruth):
     """TEST FIXTURE, not a benchmark: accuracy grows with the number of conv3x3 vertices and edges of the
     pruned cell, so the optimum is known and a hill climber can reach it. Repeats differ by 0.001."""
 

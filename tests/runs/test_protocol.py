@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 import torch
 
+from bench.benchmarks import get_benchmark
+from bench.benchmarks.digits import SUPERNET_STACKS
 from bench.data.splits import (
     CIFAR_MEAN,
     CIFAR_STD,
@@ -29,7 +31,7 @@ from bench.data.splits import (
     epoch_batches,
 )
 from bench.runs import results
-from bench.runs.config import CORRECTED_SETTINGS, SUPERNET_STACKS, RunConfig, benchmark_adjustments
+from bench.runs.config import CORRECTED_SETTINGS, RunConfig
 from bench.runs.trainer import Trainer
 from bench.search import hessian as hessian_module
 from bench.search.hessian import EigenInfo
@@ -463,15 +465,15 @@ def test_digits_changes_are_recorded_not_silent() -> None:
 def test_digits_supernet_mirrors_the_ground_truth_network() -> None:
     cfg = RunConfig.resolve("darts", 1, benchmark="nb101", preset="paper")
     assert cfg.cells_per_stack == 3
-    mirrored = benchmark_adjustments("digits", cfg, DigitsProtocol())  # 3 stacks x 1 cell
+    mirrored = get_benchmark("digits").adjustments(cfg, DigitsProtocol())  # 3 stacks x 1 cell
     value, why = mirrored["cells_per_stack"]
     assert value == DigitsProtocol().modules_per_stack == 1 and "3 stacks x 1 cell" in why
     # a one-stack ground truth has no supernet to mirror; NB-101 is never adjusted
-    assert "cells_per_stack" not in benchmark_adjustments("digits", cfg, PROTOCOL_1X1)
-    assert benchmark_adjustments("nb101", cfg, DigitsProtocol()) == {}
+    assert "cells_per_stack" not in get_benchmark("digits").adjustments(cfg, PROTOCOL_1X1)
+    assert get_benchmark("nb101").adjustments(cfg) == {}
     # already mirrored: nothing to record
     cfg.cells_per_stack = 1
-    assert "cells_per_stack" not in benchmark_adjustments("digits", cfg, DigitsProtocol())
+    assert "cells_per_stack" not in get_benchmark("digits").adjustments(cfg, DigitsProtocol())
 
 
 @pytest.mark.usefixtures("fixture_cli")

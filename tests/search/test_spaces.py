@@ -90,7 +90,7 @@ def test_corrupt_unique_cache_is_rebuilt(cache_dir: Path) -> None:
 
 
 def test_readme_counts_are_the_computed_ones(cache_dir: Path) -> None:
-    """The README's count table is pasted from `python -m bench.search.spaces`; keep it honest."""
+    """The README's count table is pasted from `python -m bench.spaces`; keep it honest."""
     text = README.read_text()
     text = text[text.index("| space | choice blocks |") :]  # the count table, not other tables
     for k in (1, 2):

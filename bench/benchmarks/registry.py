@@ -1,0 +1,97 @@
+"""Benchmarks by name: `@register_benchmark("name")` on a Benchmark subclass in any module of this
+package (found without a list, like optimizers/registry.py)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bench.benchmarks.base import Benchmark
+from bench.errors import ConfigError, UsageError
+
+log = logging.getLogger(__name__)
+B = TypeVar("B", bound=type[Benchmark])
+AUTO = "auto"
+_NOT_PLUGINS = {"base", "registry"}
+_REGISTRY: dict[str, Benchmark] = {}
+
+
+class UnknownBenchmarkError(ConfigError, KeyError):
+    """A benchmark name nobody registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def register_benchmark(name: str) -> Callable[[B], B]:
+    """Class decorator: make a benchmark available to `--benchmark name`."""
+
+    def deco(cls: B) -> B:
+        known = _REGISTRY.get(name)
+        if known is not None and type(known) is not cls:
+            raise ValueError(f"benchmark name {name!r} registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls()
+        return cls
+
+    return deco
+
+
+def _load_plugins() -> None:
+    import bench.benchmarks
+
+    for info in pkgutil.iter_modules(bench.benchmarks.__path__):
+        if info.name not in _NOT_PLUGINS and not info.name.startswith("_"):
+            importlib.import_module(f"bench.benchmarks.{info.name}")
+
+
+def available() -> list[str]:
+    """Every registered benchmark name, sorted."""
+    _load_plugins()
+    return sorted(_REGISTRY)
+
+
+def choices() -> list[str]:
+    """What a `--benchmark` option accepts: `auto` and every registered name."""
+    return [AUTO, *available()]
+
+
+def get_benchmark(name: str) -> Benchmark:
+    names = available()
+    if name not in _REGISTRY:
+        raise UnknownBenchmarkError(f"unknown benchmark {name!r}; choose one of: {', '.join(names)}")
+    return _REGISTRY[name]
+
+
+def resolve(requested: str, data_dir: Path | None = None, *, search: bool = True) -> tuple[str, Any]:
+    """The benchmark a command runs on and its installed data (Benchmark.locate).
+
+    `auto`: the installed benchmark of highest `auto_priority` (NAS-Bench-101 when its table, and for a
+    search CIFAR-10, are installed; else the embedded digits benchmark, with a warning saying how to get
+    the real data). A named benchmark that is not installed is a UsageError naming the fix.
+    """
+    if requested != AUTO:
+        bench = get_benchmark(requested)
+        paths = bench.locate(data_dir)
+        problem = bench.missing(paths, search)
+        if problem is not None:
+            raise UsageError(f"--benchmark {requested}: {problem}")
+        return requested, paths
+    ranked = sorted(
+        (b for b in map(get_benchmark, available()) if b.auto_priority is not None),
+        key=lambda b: -(b.auto_priority or 0),
+    )
+    skipped: list[str] = []
+    for bench in ranked:
+        paths = bench.locate(data_dir)
+        problem = bench.missing(paths, search)
+        if problem is None:
+            if skipped:
+                log.warning("%s -- so using the %s", "; ".join(skipped), bench.figure_title().upper())
+            return bench.name, paths
+        skipped.append(f"{bench.name}: {problem}")
+    raise UsageError("--benchmark auto: no benchmark is installed; " + "; ".join(skipped))
