@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 MARKER = re.compile(r"<!-- generated: ([\w-]+) -->")
 FIELD_LINE = re.compile(r"^    (\w+): [^=#]+?(?: = [^#]+?)?(?:\s+#\s*(.*))?$")
@@ -89,9 +91,45 @@ def runconfig_fields() -> str:
     return "\n".join(["| setting | paper default | meaning |", "| --- | --- | --- |", *rows])
 
 
+PERF_DATA = Path(__file__).parent / "performance" / "data"
+
+
+def latest_mainjob() -> tuple[Path, dict]:
+    """The newest `python -m bench.perf mainjob --json` record kept under docs/performance/data."""
+    # Records from before the benchmark wrote its `measured` block cannot name their machine: skipped.
+    records = [(p, json.loads(p.read_text())) for p in PERF_DATA.glob("*/mainjob.json")]
+    records = sorted((r for r in records if "measured" in r[1]), key=lambda r: r[1]["measured"]["date"])
+    if not records:
+        raise FileNotFoundError(f"no mainjob.json with a 'measured' record under {PERF_DATA}")
+    return records[-1]
+
+
+def perf_mainjob() -> str:
+    """The main job's cost and completeness, straight from the benchmark's JSON record."""
+    path, rec = latest_mainjob()
+    m = rec["measured"]
+    regrets = [r["final_regret"] for r in rec["runs"]]
+    rows = [
+        ("measured", f"{m['date']}, {m['cpu_model']}, {m['cores']} cores, ATen {m['aten_capability']}, "
+                     f"torch {m['torch']}"),
+        ("command", f"`python -m bench.perf mainjob --json {path.relative_to(PERF_DATA.parents[2])}`"),
+        ("wall time", f"{rec['wall_s']:.0f} s ({rec['wall_s'] / 60:.1f} min; target {rec['target_s'] / 60:.0f} min: "
+                      f"{'PASS' if rec['targets']['wall'] else 'FAIL'})"),
+        ("CPU time", f"{rec['cpu_s']:.0f} s"),
+        ("peak memory", f"{rec['peak_rss_mb'] / 1000:.2f} GB (largest process)"),
+        ("search time per run", ", ".join(f"{r['search_seconds']:.0f} s" for r in rec["runs"])),
+        ("final test regret per seed", ", ".join(f"{x:.4f}" for x in regrets)
+         + f" (mean {sum(regrets) / len(regrets):.4f})"),
+        ("complete", f"{'PASS' if rec['targets']['complete'] else 'FAIL'}: every run's epochs, Hessian, "
+                     "one-shot evaluation and regret"),
+    ]  # fmt: skip
+    return "\n".join(["| | |", "| --- | --- |", *(f"| {k} | {_cell(v)} |" for k, v in rows)])
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "epochs-columns": epochs_columns,
     "runconfig-fields": runconfig_fields,
+    "perf-mainjob": perf_mainjob,
 }
 
 

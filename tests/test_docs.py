@@ -38,11 +38,20 @@ def table_after(heading: str, text: str) -> list[str]:
     return names
 
 
-def test_the_results_page_marks_every_generated_table(hooks) -> None:
-    text = RESULTS_PAGE.read_text()
-    assert set(hooks.MARKER.findall(text)) == set(hooks.TABLES)
-    rendered = hooks.render(text)
-    assert "<!-- generated" not in rendered
+def test_every_generated_table_is_on_a_page_and_renders(hooks) -> None:
+    pages = [p.read_text() for p in (ROOT / "docs").rglob("*.md")]
+    assert set().union(*(hooks.MARKER.findall(text) for text in pages)) == set(hooks.TABLES)
+    for text in pages:
+        assert "<!-- generated" not in hooks.render(text)
+
+
+def test_readme_main_job_cost_is_the_kept_measurement(hooks) -> None:
+    """The README's cost line quotes the newest `bench.perf mainjob` record, with its date and machine."""
+    _, rec = hooks.latest_mainjob()
+    readme = (ROOT / "README.md").read_text()
+    m = rec["measured"]
+    assert f"{rec['wall_s']:.0f} s" in readme and m["date"] in readme
+    assert f"{m['cores']}-core" in readme and m["cpu_model"].split()[0] in readme
 
 
 def test_epochs_table_is_every_column_with_its_doc(hooks) -> None:

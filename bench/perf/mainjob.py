@@ -174,14 +174,34 @@ def report(job: dict[str, Any], checks: list[RunCheck], args: argparse.Namespace
     print(f"overall: {'PASS' if ok else 'FAIL'} (one run of the command on this machine; wall time is noisy)")
     return {
         "benchmark": "mainjob",
-        "command": job["command"],
+        # The throw-away results folder is named by its role, so the record says nothing of this host.
+        "command": job["command"].replace(str(root), "EMPTY_DIR"),
+        "measured": measured_on(),
         "returncode": job["returncode"],
         "wall_s": job["wall_s"],
         "cpu_s": job["cpu_s"],
         "peak_rss_mb": job["peak_rss_mb"],
         "target_s": target_s,
-        "runs": [asdict(c) | {"complete": c.complete} for c in checks],
+        "runs": [
+            asdict(c) | {"run": name, "complete": c.complete} for name, c in zip(names, checks, strict=True)
+        ],
         "targets": {"wall": fast, "complete": complete, "pass": ok},
+    }
+
+
+def measured_on() -> dict[str, Any]:
+    """When and on what the numbers were taken: what the docs must name beside every number."""
+    import datetime
+
+    from bench.runs.machine import machine_record
+
+    machine = machine_record()
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+        "cpu_model": machine["cpu_model"],
+        "cores": os.cpu_count(),
+        "aten_capability": machine["aten_capability"],
+        "torch": machine["torch"],
     }
 
 
