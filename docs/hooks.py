@@ -113,8 +113,8 @@ def perf_mainjob() -> str:
         ("measured", f"{m['date']}, {m['cpu_model']}, {m['cores']} cores, ATen {m['aten_capability']}, "
                      f"torch {m['torch']}"),
         ("command", f"`python -m bench.perf mainjob --json {path.relative_to(PERF_DATA.parents[2])}`"),
-        ("wall time", f"{rec['wall_s']:.0f} s ({rec['wall_s'] / 60:.1f} min; target {rec['target_s'] / 60:.0f} min: "
-                      f"{'PASS' if rec['targets']['wall'] else 'FAIL'})"),
+        ("wall time", f"{rec['wall_s']:.0f} s ({rec['wall_s'] / 60:.1f} min; target "
+                      f"{rec['target_s'] / 60:.0f} min: {'PASS' if rec['targets']['wall'] else 'FAIL'})"),
         ("CPU time", f"{rec['cpu_s']:.0f} s"),
         ("peak memory", f"{rec['peak_rss_mb'] / 1000:.2f} GB (largest process)"),
         ("search time per run", ", ".join(f"{r['search_seconds']:.0f} s" for r in rec["runs"])),
