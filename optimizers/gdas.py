@@ -56,6 +56,14 @@ from optimizers.base import OneShotOptimizer, SearchContext
 from optimizers.registry import register
 
 
+def check_temperature(hp: Any) -> None:
+    """The settings every Gumbel-sampling plug-in shares (GDAS, SNAS): a temperature range and a clip."""
+    if not 0 < hp.tau_min <= hp.tau_max:
+        raise ConfigError(f"--set tau_min={hp.tau_min} tau_max={hp.tau_max}: need 0 < tau_min <= tau_max")
+    if not hp.arch_grad_clip > 0:
+        raise ConfigError(f"--set arch_grad_clip={hp.arch_grad_clip}: must be > 0")
+
+
 @dataclass
 class GdasHyperparameters:
     tau_max: float = 10.0  # temperature at epoch 0
@@ -65,12 +73,7 @@ class GdasHyperparameters:
     tau_schedule: str = "scripts"  # scripts: tau_max - (max - min) * e / E; endpoints: ... * e / (E - 1)
 
     def __post_init__(self) -> None:
-        if not 0 < self.tau_min <= self.tau_max:
-            raise ConfigError(
-                f"--set tau_min={self.tau_min} tau_max={self.tau_max}: need 0 < tau_min <= tau_max"
-            )
-        if not self.arch_grad_clip > 0:
-            raise ConfigError(f"--set arch_grad_clip={self.arch_grad_clip}: must be > 0")
+        check_temperature(self)
         if self.tau_schedule not in TAU_SCHEDULES:
             raise ConfigError(f"--set tau_schedule={self.tau_schedule}: choose {' or '.join(TAU_SCHEDULES)}")
 

@@ -36,10 +36,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bench.errors import ConfigError
 from bench.settings import Range
 from optimizers.base import OneShotOptimizer
-from optimizers.gdas import Gdas, gumbel_mixing, gumbel_noise
+from optimizers.gdas import Gdas, check_temperature, gumbel_mixing, gumbel_noise
 from optimizers.registry import register
 
 
@@ -51,12 +50,7 @@ class SnasHyperparameters:
     per_cell: bool = False  # one sample shared by all cells, as the release
 
     def __post_init__(self) -> None:
-        if not 0 < self.tau_min <= self.tau_max:
-            raise ConfigError(
-                f"--set tau_min={self.tau_min} tau_max={self.tau_max}: need 0 < tau_min <= tau_max"
-            )
-        if not self.arch_grad_clip > 0:
-            raise ConfigError(f"--set arch_grad_clip={self.arch_grad_clip}: must be > 0")
+        check_temperature(self)
 
 
 def snas_tau(tau_max: float, tau_min: float, epoch: int, epochs: int) -> float:
