@@ -35,8 +35,8 @@ from analysis import cli, export, plotting
 from analysis.load import AnalysisError, Filters, load
 from analysis.names import benchmark_title, regret_reference
 from analysis.stats import describe, fmt_ci, fmt_pm, seeds_per_line, t_halfwidth
+from bench import results
 from bench.blackbox import records
-from bench.runs import results
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from analysis.issues import Issue
 from analysis.load import AnalysisError, Results
 from analysis.names import benchmark_title
 from analysis.stats import describe
-from bench.runs import results
+from bench import results
 
 STEM = "correlation"
 METRICS = {

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +23,12 @@ import pandas as pd
 
 from analysis import names
 from analysis.issues import Issue
+from bench import results
 from bench.errors import HarnessError
-from bench.runs import machine, results
+from bench.runs import machine
 
 log = logging.getLogger(__name__)
 
-_CSV_DTYPES = {"arch_hash": str, "matrix": str, "ops": str, "tag": str, "benchmark": str, "optimizer": str}
 _IDENTITY = ("benchmark", "space", "optimizer", "tag", "seed")
 # Config keys that identify a run, its machine, or only whether/how often something was measured (the
 # correlation scoring restores the model and every RNG, so it leaves the search's numbers unchanged):
@@ -118,20 +117,6 @@ def at_final_epoch(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---- reading one run ---------------------------------------------------------------------------
-def _path_identity(rel: Path) -> dict[str, Any]:
-    """Identity from `<benchmark>/space<k>/<optimizer>/<tag>/seed<s>`, where the layout allows."""
-    parts = rel.parts
-    out: dict[str, Any] = {}
-    if len(parts) >= 5:
-        b, sp, opt, tag, sd = parts[-5:]
-        out["benchmark"], out["optimizer"], out["tag"] = b, opt, tag
-        if m := re.fullmatch(r"space(\d+)", sp):
-            out["space"] = int(m.group(1))
-        if m := re.fullmatch(r"seed(\d+)", sd):
-            out["seed"] = int(m.group(1))
-    return out
-
-
 def _first(frame: pd.DataFrame | None, column: str) -> Any:
     if frame is None or column not in frame:
         return None
@@ -162,8 +147,7 @@ def _read_run(root: Path, run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame |
     name = rel.as_posix()
     issues: list[Issue] = []
     try:
-        frame = pd.read_csv(run_dir / results.EPOCHS_CSV, dtype=_CSV_DTYPES)
-        frame = frame.reindex(columns=list(dict.fromkeys([*results.COLUMNS, *frame.columns])))
+        frame = results.read_frame(run_dir / results.EPOCHS_CSV)
         frame = frame[pd.to_numeric(frame["epoch"], errors="coerce").notna()].copy()
         frame["epoch"] = frame["epoch"].astype(int)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -175,7 +159,7 @@ def _read_run(root: Path, run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame |
         issues.append(Issue(name, "no_config"))
         record = {}
     cfg = record.get("config") or {}
-    from_path = _path_identity(rel)
+    from_path = results.parse_run_path(rel).known()
     run: dict[str, Any] = {"run": name, "run_dir": str(run_dir)}
     for key in _IDENTITY:
         value = _first(frame, key)

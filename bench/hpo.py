@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import results
 from bench.cli_helpers import add_benchmark_option, add_data_dir_option, parse_sets
 from bench.errors import HarnessError, UsageError
-from bench.runs import results
 from bench.runs.config import PRESETS
 
 log = logging.getLogger("bench.hpo")

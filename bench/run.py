@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import results
 from bench.cli_helpers import (
     add_benchmark_option,
     add_data_dir_option,
@@ -27,8 +28,8 @@ from bench.cli_helpers import (
     resolve_jobs,
 )
 from bench.errors import HarnessError, UsageError
-from bench.runs import checkpoint, results
-from bench.runs.config import PRESETS, RunConfig
+from bench.runs import checkpoint
+from bench.runs.config import PRESETS, RunConfig, check_compatible
 from bench.runs.executors import RunRequest
 from bench.search.spaces import UnknownSpaceError
 
@@ -174,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.check_writable(Path(args.out))
         if not args.force:
             for req in requests:
-                results.check_compatible(req.run_dir, req.cfg.to_dict())
+                check_compatible(req.run_dir, req.cfg.to_dict())
                 checkpoint.check_resumable(req.run_dir)  # before anything in the run is touched
         if needs_pinned_process(requests, args.dask):
             return relaunch_pinned(argv)

@@ -22,7 +22,7 @@ def _cell(text: str) -> str:
 
 
 def epochs_columns() -> str:
-    from bench.runs.results import COLUMN_DOCS, COLUMNS
+    from bench.results import COLUMN_DOCS, COLUMNS
 
     rows = [f"| `{name}` | {_cell(COLUMN_DOCS.get(name, ''))} |" for name in COLUMNS]
     return "\n".join(["| column | meaning |", "| --- | --- |", *rows])

@@ -100,7 +100,7 @@ def test_a_table_holds_the_budgets_it_names() -> None:
 
 def test_a_registered_table_runs_search_blackbox_and_figure(toy: str, tmp_path: Path) -> None:
     from analysis import regret
-    from bench.runs import results
+    from bench import results
 
     out = tmp_path / "results"
     argv = ["--optimizer", "darts", "--space", "1", "--seeds", "0", "--epochs", "2", "--benchmark", toy,
@@ -114,6 +114,10 @@ def test_a_registered_table_runs_search_blackbox_and_figure(toy: str, tmp_path: 
     assert record["config"]["benchmark_overrides"]["augment"].endswith("toy images are noise")
     rows = results.read_epochs(run_dir / results.EPOCHS_CSV)
     assert len(rows) == 2 and float(rows[-1]["test_regret"]) > 0
+    # the toy trains each architecture twice: two per-repeat columns each, no NaN third one
+    assert [c for c in rows[-1] if c.startswith(("valid_acc_r", "test_acc_r"))] == list(
+        results.repeat_columns(2)
+    )
 
     bb = ["--method", "rs", "--space", "1", "--seeds", "0", "--max-queries", "5", "--benchmark", toy,
           "--out", str(out), "--jobs", "1", "--no-progress"]  # fmt: skip

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.runs import executors, results, trainer
+from bench import results
+from bench.runs import executors, trainer
 from bench.runs.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ over a search space's architectures on a simulated clock.
 - `records`: run directories and the columns of queries.csv;
 - `runs`: one run's settings, execution and resume; `cli`: `python -m bench.blackbox`.
 
-May import: bench.errors, bench.settings, bench.search, bench.truth, bench.benchmarks, and from
-bench.runs the results conventions (bench.runs.results); cli.py, its face, also bench.cli_helpers and
+May import: bench.errors, bench.settings, bench.results (run paths, atomic writes, status.json),
+bench.search, bench.truth and bench.benchmarks; cli.py, its face, also bench.cli_helpers and
 bench.runs.parts (to open the table as a search does).
 """

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import results
 from bench.blackbox import runs
 from bench.blackbox.methods import METHODS
 from bench.blackbox.runs import BlackboxOutcome, BlackboxRequest
@@ -32,7 +33,6 @@ from bench.cli_helpers import (
     resolve_jobs,
 )
 from bench.errors import HarnessError, UsageError
-from bench.runs import results
 from bench.search.spaces import UnknownSpaceError
 
 log = logging.getLogger("bench.blackbox")

@@ -1,8 +1,8 @@
 """Where a black-box run writes and what its rows hold.
 
 One run = one method x space x seed, in `<out>/<benchmark>/space<k>/blackbox/<method>/seed<s>/`:
-`queries.csv` (one row per table query), `config.json` and `status.json` (bench.runs.results' names and
-writers). The CSV is not called epochs.csv on purpose: the one-shot loaders (bench.runs.results.find_runs,
+`queries.csv` (one row per table query), `config.json` and `status.json` (bench.results' names and
+writers). The CSV is not called epochs.csv on purpose: the one-shot loaders (bench.results.find_runs,
 analysis.load) must not mistake a black-box run for a one-shot search.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.runs import results
+from bench import results
 
 QUERIES_CSV = "queries.csv"
 # How figures and tables name the methods (bench.blackbox.methods registers them under these keys).
@@ -50,12 +50,7 @@ def run_dir(root: Path, benchmark: str, space: int, method: str, seed: int) -> P
 
 def find_runs(root: Path) -> list[Path]:
     """Every black-box run directory under `root` (hidden folders such as `.replaced/` left out)."""
-    root = Path(root)
-    return sorted(
-        p.parent
-        for p in root.rglob(QUERIES_CSV)
-        if not any(part.startswith(".") for part in p.parent.relative_to(root).parts)
-    )
+    return results.find_runs(root, QUERIES_CSV)
 
 
 def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:

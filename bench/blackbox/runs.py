@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from bench import results
 from bench.blackbox import records
 from bench.blackbox.encoding import Encoding
 from bench.blackbox.methods import METHODS, Method
 from bench.blackbox.oracle import TabularOracle
 from bench.errors import ConfigError, HarnessError, UsageError
-from bench.runs import results
 from bench.search.spaces import SearchSpace
 from bench.settings import field_types, parse_value
 from bench.truth.base import GroundTruth
@@ -180,10 +180,7 @@ def config_record(request: BlackboxRequest, table: GroundTruth, best: float) -> 
 
 
 def _mark(run_dir: Path, state: str, queries: int, max_queries: int, reason: str = "") -> None:
-    results.write_json(
-        run_dir / results.STATUS_JSON,
-        {"state": state, "reason": reason, "queries_done": queries, "queries": max_queries},
-    )
+    results.write_status(run_dir, state, reason, queries_done=queries, queries=max_queries)
 
 
 # ---- running --------------------------------------------------------------------------------------

@@ -72,14 +72,14 @@ def check_run(run_dir: Path) -> RunCheck:
     """Read one run's files and count what its config says must be there."""
     import pandas as pd
 
-    from bench.runs import results
+    from bench import results
     from bench.runs.config import RunConfig
     from bench.runs.trainer import correlation_epoch, hessian_epoch
 
     record = json.loads((run_dir / results.CONFIG_JSON).read_text())
     epochs = int(record["epochs"])
     cfg = RunConfig.from_dict(record["config"])
-    frame = pd.read_csv(run_dir / results.EPOCHS_CSV)
+    frame = results.read_frame(run_dir / results.EPOCHS_CSV)
     corr_path = run_dir / results.CORRELATION_CSV
     corr_rows = len(pd.read_csv(corr_path)) if corr_path.exists() else 0
 
@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchUsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
-    from bench.runs import results
+    from bench import results
 
     scratch = tempfile.TemporaryDirectory(prefix="mainjob-") if args.keep is None else None
     with scratch or contextlib.nullcontext(str(args.keep)) as work_dir:

@@ -46,7 +46,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def time_run(args: argparse.Namespace, out: Path, pinned: bool) -> dict[str, Any]:
     """One `python -m bench.run` in a fresh process; its search seconds and non-timing numbers."""
-    from bench.runs import results
+    from bench import results
 
     sets = [*args.set, *(["reproducible=true"] if pinned else [])]
     command = [sys.executable, "-m", "bench.run", "--optimizer", args.optimizer, "--space", args.space,

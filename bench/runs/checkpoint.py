@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from bench import results
 from bench.errors import HarnessError
-from bench.runs import results
 from bench.runs.device import check_rng_state
 
 if TYPE_CHECKING:

@@ -26,11 +26,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
+from bench import results
 from bench.benchmarks import get_benchmark
 from bench.data.splits import CROP_PADDINGS
-from bench.errors import ConfigError
+from bench.errors import ConfigError, UsageError
 from bench.settings import field_types, parse_value
 
 PRESETS = ("paper", "corrected", "quick")
@@ -348,3 +350,27 @@ PRESET_LAYERS: dict[str, tuple[str, ...]] = {
     "corrected": ("corrected",),
     "quick": ("paper", "quick"),
 }
+
+
+def check_compatible(run_dir: Path, config: Mapping[str, Any]) -> None:
+    """Refuse to resume a run written by another results version or with other settings."""
+    existing = results.read_json(Path(run_dir) / results.CONFIG_JSON)
+    if not existing:
+        return
+    if existing.get("results_version") != results.RESULTS_VERSION:
+        raise UsageError(
+            f"{run_dir} was written by results version {existing.get('results_version')} "
+            f"(this harness writes {results.RESULTS_VERSION}); use another --out or move it aside"
+        )
+    old = dict(existing.get("config", {}))
+    new = dict(config)
+    old.pop("device", None)
+    new.pop("device", None)
+    # A setting added to the harness after the run was written ran at its default.
+    defaults = RunConfig().to_dict()
+    for key in set(new) - set(old):
+        if key in defaults:
+            old[key] = defaults[key]
+    if old != new:
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise UsageError(f"{run_dir} holds a run with other settings ({', '.join(diff)}); use another --out")

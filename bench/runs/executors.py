@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from bench.runs import machine, parts, reproducible, results, runlog
+from bench import results
+from bench.runs import machine, parts, reproducible, runlog
 from bench.runs.config import RunConfig
 from bench.runs.device import resolve_device
 from bench.runs.progress import Display, Watched, describe_epoch

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import results
 from bench.errors import HarnessError, UsageError
-from bench.runs import results
 from bench.runs.config import RunConfig
 from bench.runs.trainer import DivergedError, Trainer, config_record
 from bench.settings import Range

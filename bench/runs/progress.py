@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.runs import results
+from bench import results
 from bench.runs.runlog import Console
-from bench.runs.status import fmt_duration, read_rows
+from bench.runs.status import fmt_duration
 
 log = logging.getLogger("bench.progress")
 
@@ -126,7 +126,7 @@ class Display:
         self.interval = interval
         self._runs: dict[str, _Run] = {}
         for w in runs:
-            rows = read_rows(w.run_dir / results.EPOCHS_CSV)
+            rows = results.poll_rows(w.run_dir / results.EPOCHS_CSV)
             self._runs[str(w.run_dir)] = _Run(
                 w, _signature(w.run_dir / results.STATUS_JSON), announced=len(rows) - 1, rows_done=len(rows)
             )
@@ -236,7 +236,7 @@ class Display:
         csv_sig = _signature(run_dir / results.EPOCHS_CSV)
         if csv_sig is None or csv_sig == run.csv_seen:
             return
-        rows = read_rows(run_dir / results.EPOCHS_CSV)
+        rows = results.poll_rows(run_dir / results.EPOCHS_CSV)
         run.csv_seen, run.csv_time = csv_sig, time.time()
         run.rows_done = len(rows)
         run.last_row = rows[-1] if rows else None

@@ -17,9 +17,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from bench import results
 from bench.data.splits import SearchData
 from bench.errors import HarnessError
-from bench.runs import checkpoint, parts, results
+from bench.runs import checkpoint, parts
 from bench.runs.config import ConfigError, RunConfig
 
 log = logging.getLogger(__name__)

@@ -49,7 +49,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from bench.runs import oneshot, results
+from bench import results
+from bench.runs import oneshot
 from bench.search.spaces import Architecture
 
 if TYPE_CHECKING:
@@ -217,7 +218,7 @@ def _write(trainer: Trainer, arch: Architecture, decisions: list[dict[str, Any]]
     row = trainer._row(trainer.epochs - 1, (nan, nan), one_shot, one_hot)
     row.update(selection="pt", pt_tune_epochs=trainer.cfg.pt_tune_epochs)
     results.write_table(trainer.out_dir / results.SELECTION_DECISIONS_CSV, decisions, DECISION_COLUMNS)
-    results.write_table(trainer.out_dir / results.SELECTION_CSV, [row], results.COLUMNS)
+    results.write_table(trainer.out_dir / results.SELECTION_CSV, [row], results.columns(trainer.repeats))
 
 
 def select(trainer: Trainer) -> None:

@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from bench import results
+from bench.benchmarks import get_benchmark
 from bench.data.splits import (
     STREAM_TRAIN,
     STREAM_VALID,
@@ -48,7 +50,8 @@ from bench.data.splits import (
     fixed_batch,
     random_batch,
 )
-from bench.runs import checkpoint, oneshot, reproducible, results, selection
+from bench.results import schema
+from bench.runs import checkpoint, oneshot, reproducible, selection
 from bench.runs.config import RunConfig
 from bench.runs.device import resolve_device, rng_state, set_rng_state
 from bench.runs.machine import machine_record
@@ -114,6 +117,7 @@ class Trainer:
         self.table = table
         self.data = data
         self.meta = dict(meta or {})
+        self.repeats = get_benchmark(cfg.benchmark).repeats  # the per-repeat columns of epochs.csv
         if cfg.reproducible:
             reproducible.check_pinned(resolve_device(cfg.device))
         parts = build_parts(cfg, data)  # seeds everything with the run's seed first
@@ -304,34 +308,21 @@ class Trainer:
         """The epoch's row; the architecture is that of `alphas` (default: the current ones)."""
         matrix, ops = self.space.discretize(self.alphas if alphas is None else alphas)
         truth = self.table.query(matrix, ops)
-        row: dict[str, Any] = {
-            "benchmark": self.table.name,
-            "space": self.cfg.space,
-            "optimizer": self.cfg.optimizer,
-            "tag": self.meta.get("tag", ""),
-            "seed": self.cfg.seed,
-            "epoch": epoch,
-            "arch_hash": truth.arch_hash,
-            "matrix": json.dumps(np.asarray(matrix).astype(int).tolist(), separators=(",", ":")),
-            "ops": ",".join(ops),
-            "oneshot_train_loss": train[0],
-            "oneshot_train_acc": train[1],
-            **one_shot,
-        }
-        for r in range(3):
-            row[f"valid_acc_r{r}"] = truth.valid_acc[r] if r < len(truth.valid_acc) else float("nan")
-            row[f"test_acc_r{r}"] = truth.test_acc[r] if r < len(truth.test_acc) else float("nan")
-        row["valid_acc_mean"] = truth.valid_acc_mean
-        row["test_acc_mean"] = truth.test_acc_mean
-        row["valid_error_mean"] = truth.valid_error_mean
-        row["test_error_mean"] = truth.test_error_mean
-        row["test_regret"] = (
-            truth.test_error_mean - self.best_test_error if self.best_test_error is not None else float("nan")
-        )
-        return row
+        return schema.row(
+            identity={"benchmark": self.table.name, "space": self.cfg.space, "optimizer": self.cfg.optimizer,
+                      "tag": self.meta.get("tag", ""), "seed": self.cfg.seed, "epoch": epoch},
+            architecture={
+                "arch_hash": truth.arch_hash,
+                "matrix": json.dumps(np.asarray(matrix).astype(int).tolist(), separators=(",", ":")),
+                "ops": ",".join(ops),
+            },
+            measurements={"oneshot_train_loss": train[0], "oneshot_train_acc": train[1], **one_shot},
+            truth=schema.ground_truth(truth.valid_acc, truth.test_acc, repeats=self.repeats,
+                                      best_test_error=self.best_test_error),
+        )  # fmt: skip
 
     def _write_tables(self) -> None:
-        results.write_epochs(self.out_dir / results.EPOCHS_CSV, self.rows)
+        results.write_epochs(self.out_dir / results.EPOCHS_CSV, self.rows, self.repeats)
         if self.cfg.correlation_every:
             results.write_table(
                 self.out_dir / results.CORRELATION_CSV, self.correlation_rows, results.CORRELATION_COLUMNS
@@ -351,10 +342,9 @@ class Trainer:
         import socket
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        results.write_json(
-            self.out_dir / results.STATUS_JSON,
-            {"state": state, "reason": reason, "epochs_done": len(self.rows), "epochs": self.epochs,
-             "pid": os.getpid(), "host": socket.gethostname()},
+        results.write_status(
+            self.out_dir, state, reason,
+            epochs_done=len(self.rows), epochs=self.epochs, pid=os.getpid(), host=socket.gethostname(),
         )  # fmt: skip
 
     # ---- the loop ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from analysis.load import Results, load
-from bench.runs import results
+from bench import results
 from bench.runs.config import RunConfig
 from bench.search.spaces import SearchSpace
 

@@ -9,7 +9,7 @@ import pytest
 
 from analysis import correlation, report
 from analysis.load import load
-from bench.runs import results
+from bench import results
 from tests.analysis.fixtures import write_run
 
 

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from analysis import figure3, figure4, plotting, regret, table4
 from analysis.load import Results, load
-from bench.runs import results
+from bench import results
 from tests.analysis.fixtures import read_all, write_run
 
 GROUPS = [

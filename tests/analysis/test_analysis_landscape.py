@@ -10,8 +10,8 @@ import pytest
 
 from analysis import landscape, report
 from analysis.load import AnalysisError
+from bench import results
 from bench.data.splits import SearchData
-from bench.runs import results
 from bench.runs.config import RunConfig
 from bench.runs.restore import load_run
 from bench.runs.trainer import Trainer, config_record

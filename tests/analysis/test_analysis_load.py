@@ -17,7 +17,7 @@ from scipy import stats as st
 from analysis import figure3, figure4, regret, report, table4
 from analysis.load import AnalysisError, Filters, Results, load
 from analysis.stats import describe, fmt_pm, n_label
-from bench.runs import results
+from bench import results
 from tests.analysis.fixtures import read_all, write_run
 
 COMMANDS = [figure3.main, table4.main, regret.main, figure4.main, report.main]

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench import results
 from bench.data import cifar10
 from bench.data.download import UnsafeArchiveError
 from bench.data.install import fetch_cifar10
-from bench.runs import results
 from bench.search import spaces
 from bench.truth import nb101_cache
 from tests.helpers import TouchOnLoad, write_fake_cifar

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bench import results
 from bench import run as cli
-from bench.runs import results
 from optimizers.beta_darts import beta_weight
 from tests.helpers import batch, make_optimizer
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bench import results
 from bench import run as cli
-from bench.runs import results
 from bench.search.supernet import MixedOp
 from optimizers.darts_minus import skip_beta
 from tests.helpers import batch, make_optimizer

@@ -227,7 +227,7 @@ def test_landscape_centre_is_the_plugins_oneshot_accuracy(
     name: str, tmp_path, fixture_table, toy_data
 ) -> None:
     """The landscape evaluates through the plug-in: at the centre it is the trainer's one-shot accuracy."""
-    from bench.runs import results
+    from bench import results
     from bench.runs.trainer import config_record
 
     params = {"eval_archs": 4} if name == "rsws" else {}

@@ -15,8 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bench import results
 from bench import run as cli
-from bench.runs import results
 from bench.runs.config import RunConfig
 from bench.runs.trainer import Trainer
 from bench.search.graph import hash_spec

@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from bench import results
 from bench.perf import mainjob
-from bench.runs import results
 
 # A two-epoch, two-seed job on the fixture table and toy data (tests.runs.fixture_cli), Hessian on.
 TINY_JOB = [

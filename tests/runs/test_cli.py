@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
+from bench import results
 from bench import run as cli
-from bench.runs import results
 
 
 @pytest.mark.parametrize(

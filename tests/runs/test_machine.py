@@ -9,7 +9,8 @@ import pytest
 
 from analysis import report
 from analysis.load import load, machine_lines
-from bench.runs import executors, machine, results, status
+from bench import results
+from bench.runs import executors, machine, status
 from bench.runs.config import RunConfig
 from tests.analysis.fixtures import stub_savefig, write_run  # noqa: F401 (a fixture)
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import results
 from bench import run as cli
-from bench.runs import results
 from bench.search.spaces import SearchSpace
 from bench.truth.fixtures import metrics_from_final, records_for_spec, write_tfrecord
 from bench.truth.nb101 import NB101Table

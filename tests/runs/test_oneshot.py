@@ -11,8 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bench import results
 from bench.data.splits import SearchData
-from bench.runs import oneshot, results
+from bench.runs import oneshot
 from bench.runs.config import RunConfig
 from bench.runs.trainer import Trainer
 from bench.search.graph import hash_spec

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.runs import results, runlog
+from bench import results
+from bench.runs import runlog
 from bench.runs.progress import Display, Watched, describe_epoch, describe_outcome
 from bench.runs.runlog import Console
 from bench.runs.trainer import RunOutcome

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import torch
 
+from bench import results
 from bench.benchmarks import get_benchmark
 from bench.benchmarks.digits import SUPERNET_STACKS
 from bench.data.splits import (
@@ -30,7 +31,6 @@ from bench.data.splits import (
     cutout_masks,
     epoch_batches,
 )
-from bench.runs import results
 from bench.runs.config import CORRECTED_SETTINGS, RunConfig
 from bench.runs.trainer import Trainer
 from bench.search import hessian as hessian_module

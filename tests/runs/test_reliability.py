@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench import results
 from bench import run as cli
-from bench.runs import results
 from bench.runs.trainer import Trainer
 from optimizers import available
 from tests.runs.fixture_cli import main as fixture_main

@@ -16,10 +16,11 @@ import pandas as pd
 import pytest
 import torch
 
+from bench import results
 from bench import run as cli
 from bench.errors import HarnessError
-from bench.runs import machine, reproducible, results
-from bench.runs.config import RunConfig
+from bench.runs import machine, reproducible
+from bench.runs.config import RunConfig, check_compatible
 
 REPO = Path(__file__).resolve().parents[2]
 # A tiny real run on the shipped digits table: 2 epochs of ~6 search steps each, Hessian included.
@@ -125,7 +126,7 @@ def test_old_runs_without_the_option_still_resume(tmp_path) -> None:
     results.write_json(
         tmp_path / results.CONFIG_JSON, {"results_version": results.RESULTS_VERSION, "config": old}
     )
-    results.check_compatible(tmp_path, cfg)  # no error
+    check_compatible(tmp_path, cfg)  # no error
 
 
 def test_the_trainer_refuses_an_unpinned_process(monkeypatch, tmp_path, fixture_table, toy_data) -> None:

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from analysis import landscape, report
-from bench.runs import checkpoint, results
+from bench import results
+from bench.runs import checkpoint
 from bench.runs.restore import RestoreError, load_run
 from bench.runs.trainer import Trainer
 from optimizers import available

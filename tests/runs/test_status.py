@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bench import results
 from bench import status as cli
-from bench.runs import results, status
+from bench.runs import status
 from tests.analysis.fixtures import BEST, FIXTURE_MACHINE, synthetic_eig, synthetic_test_error, write_run
 from tests.runs.test_reliability import REPO, TINY, fixture_process
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.runs import results
+from bench import results
+from bench.results import CHECKPOINT
 from bench.runs.config import RunConfig
 from bench.runs.device import DeviceError, resolve_device, seed_everything
-from bench.runs.results import CHECKPOINT
 from bench.runs.trainer import Trainer
 
 
