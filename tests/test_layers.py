@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "bench.data.cli",
         "bench.blackbox.cli",
         "bench.perf",
+        "bench.share",
     ),  # fmt: skip
     ("analysis",),
 )

@@ -7,10 +7,11 @@
 - `files`: atomic writes (write, then rename), JSON records, small tables, the alphas;
 - `epochs`: the one reader and writer of epochs.csv (dtypes and column order included);
 - `load`: many runs into one DataFrame;
-- `status`: status.json, and where a run stands as its files record it.
+- `status`: status.json, and where a run stands as its files record it;
+- `bundle`: sharing runs as one verified archive (pack, verify, unpack; its face is
+  `python -m bench.results`, bench/share.py).
 
-Runs, status, black-box and analysis use the names re-exported here (`from bench import results`);
-sharing runs as archives with a manifest would be a further module beside these.
+Runs, status, black-box and analysis use the names re-exported here (`from bench import results`).
 
 May import: bench.errors and bench.settings; nothing else of the harness (a benchmark's repeat count
 comes in as an argument), so every layer above may read and write results.
