@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from analysis import cli, export, issues, measures, plotting
 from analysis.issues import Issue
-from analysis.load import Results
+from analysis.load import Results, machine_lines
 from analysis.names import benchmark_title
 from analysis.stats import (
     PAIRED_NOTE,
@@ -73,6 +73,8 @@ def compute(res: Results, window: int = 1) -> Figure3:
         caption += f" Smoothed: {measures.window_text(window)}; the final table uses it at the last epoch."
     if per_line := seeds_per_line(stats, res.groups()):
         caption += f" Seeds per line: {per_line}."
+    for line in machine_lines(res.runs):  # runs from other machines or harness versions
+        caption += f" {line}."
     return Figure3(stats, final.reset_index(drop=True), problems, caption)
 
 

@@ -276,12 +276,21 @@ def _drop_duplicate_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[Issue]]
 
 
 def machine_lines(runs: pd.DataFrame) -> list[str]:
-    """One line per space whose compared runs came from differing machines (bench.runs.machine)."""
+    """One line per space whose compared runs came from differing machines, then one per space whose
+    runs came from differing harness versions (bench.runs.machine): runs unpacked from someone else's
+    bundle beside one's own are compared only with this said."""
     groups: dict[str, list[dict[str, Any] | None]] = {}
+    harness: dict[str, list[dict[str, Any] | None]] = {}
     column = runs["meta.machine"] if "meta.machine" in runs else pd.Series([None] * len(runs))
-    for space, record in zip(runs["space"], column, strict=True):
-        groups.setdefault(f"space {space}", []).append(None if _missing(record) else json.loads(record))
-    return machine.comparison_lines(groups)
+    for (_, run), record in zip(runs.iterrows(), column, strict=True):
+        label = f"space {run['space']}"
+        groups.setdefault(label, []).append(None if _missing(record) else json.loads(record))
+        version, revision = run.get("meta.versions.harness"), run.get("meta.git_revision")
+        harness.setdefault(label, []).append(
+            {"versions": {"harness": None if _missing(version) else version},
+             "git_revision": None if _missing(revision) else revision}
+        )  # fmt: skip
+    return [*machine.comparison_lines(groups), *machine.harness_lines(harness)]
 
 
 # ---- the whole directory ----------------------------------------------------------------------

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 
 from analysis import cli, export, issues, measures, plotting
 from analysis.issues import Issue
-from analysis.load import Results
+from analysis.load import Results, machine_lines
 from analysis.names import benchmark_title, regret_reference
 from analysis.stats import (
     PAIRED_NOTE,
@@ -122,6 +122,7 @@ def compute(res: Results) -> Regret:
             f"{RANDOM}: test regret of a uniformly random unique model of the space, mean [10th, 90th "
             "percentile], computed from the full table."
         )
+    notes.extend(machine_lines(res.runs))  # runs from other machines or harness versions
     if note := issues.short_note(problems):
         notes.append(note)
     return Regret(curves, table, problems, notes, baseline)

@@ -28,7 +28,7 @@ from matplotlib.ticker import NullFormatter
 
 from analysis import cli, export, issues, measures, plotting
 from analysis.issues import Issue
-from analysis.load import AnalysisError, Results, setting_labels
+from analysis.load import AnalysisError, Results, machine_lines, setting_labels
 from analysis.names import benchmark_title, display_name, is_msdarts
 from analysis.stats import (
     PAIRED_COLUMNS,
@@ -127,6 +127,7 @@ def compute(res: Results, over: str = "final", window: int = 1) -> Table4:
         )
     else:
         notes.append("over=all pools dependent values (epochs of one run): no interval or test is given.")
+    notes.extend(machine_lines(res.runs[res.runs["run"].isin(run_names)]))  # other machines, harness versions
     if note := issues.short_note(problems):
         notes.append(note)
     return Table4(raw, over, problems, notes)

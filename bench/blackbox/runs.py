@@ -174,6 +174,7 @@ def config_record(request: BlackboxRequest, table: GroundTruth, best: float) -> 
             "python": platform.python_version(),
             "numpy": np.__version__,
             "optuna": optuna.__version__,
+            "harness": results.harness_version(),
         },
         "git_revision": results.git_revision(),
     }

@@ -32,13 +32,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from bench.errors import DataError, UsageError
-from bench.results.files import git_revision, read_json
+from bench.results.files import git_revision, harness_version, read_json
 from bench.results.layout import CONFIG_JSON, parse_run_path, run_dirs
 
 MANIFEST = "MANIFEST.json"
 FORMAT = "nasbench-1shot1-harness bundle"
 BUNDLE_VERSION = 1
-PACKAGE = "nasbench-1shot1-harness"
 MAX_BYTES = 2 * 1024**3  # default bound on the archive and on its unpacked size
 MAX_ENTRIES = 100_000  # default bound on the number of files
 CHUNK = 1 << 20
@@ -84,15 +83,6 @@ class Bundle:
 
 
 # ---- packing --------------------------------------------------------------------------------------
-def harness_version() -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(PACKAGE)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def created_date() -> str:
     """Today (UTC) as YYYY-MM-DD, or SOURCE_DATE_EPOCH's day where set: a day, not a time, so packing
     the same runs twice on one day gives the same bytes."""

@@ -74,6 +74,17 @@ def read_alphas(path: Path) -> tuple[list[int], dict[str, np.ndarray]]:
         return epochs, {k: z[k] for k in z.files if k != "epochs"}
 
 
+def harness_version() -> str | None:
+    """The installed harness package's version, which config.json and bundles record (None when the
+    package is not installed, e.g. run from a bare checkout)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("nasbench-1shot1-harness")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def git_revision() -> str | None:
     """The harness's git commit, which every config.json records (None outside a checkout)."""
     import subprocess

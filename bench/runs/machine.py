@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,26 +107,60 @@ def describe(record: Mapping[str, Any] | None) -> str:
     )
 
 
-def comparison_lines(groups: Mapping[str, Sequence[Mapping[str, Any] | None]]) -> list[str]:
+def harness_key(record: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...] | None:
+    """What identifies the harness that wrote a run: its package version and git revision, from a
+    config.json's `versions.harness` and `git_revision` (None when neither is recorded)."""
+    record = record or {}
+    version = (record.get("versions") or {}).get("harness")
+    revision = record.get("git_revision")
+    return (("harness", version), ("git_revision", revision)) if version or revision else None
+
+
+def describe_harness(record: Mapping[str, Any] | None) -> str:
+    """One line naming a harness, e.g. `harness 0.1.0 (git 0797b98a1c2d)`."""
+    key = dict(harness_key(record) or ())
+    if not key:
+        return "harness version not recorded"
+    return f"harness {key['harness'] or 'unknown'} (git {(key['git_revision'] or 'unknown')[:12]})"
+
+
+def comparison_lines(
+    groups: Mapping[str, Sequence[Mapping[str, Any] | None]],
+    key: Callable[[Mapping[str, Any] | None], Any] = numbers_key,
+    name: Callable[[Mapping[str, Any] | None], str] = describe,
+    what: str = "machine",
+    unrecorded_alone: bool = True,
+) -> list[str]:
     """One line per group of compared runs whose numbers came from differing machines (or from runs
-    without the record); nothing for a group computed on one machine."""
+    without the record); nothing for a group computed on one machine. `key`, `name` and `what` compare
+    something else the same way (the harness version: `harness_lines`); `unrecorded_alone=False` says
+    nothing for a group where no run has the record."""
     lines = []
     for label, records in groups.items():
         counts: dict[Any, list[Mapping[str, Any] | None]] = {}
         for record in records:
-            counts.setdefault(numbers_key(record), []).append(record)
+            counts.setdefault(key(record), []).append(record)
         recorded = [k for k in counts if k is not None]
         if len(recorded) < 2 and None not in counts:
             continue
         if not recorded:
-            lines.append(f"{label}: {NOT_RECORDED} ({len(records)} run(s) written before the record)")
+            if unrecorded_alone:
+                lines.append(
+                    f"{label}: {what} not recorded ({len(records)} run(s) written before the record)"
+                )
             continue
         parts = [
-            f"{len(members)} run(s) on {describe(members[0])}"
+            f"{len(members)} run(s) on {name(members[0])}"
             for members in sorted(counts.values(), key=lambda m: -len(m))
         ]
-        what = "differing machines" if len(recorded) > 1 else "one machine"
+        kind = f"differing {what}s" if len(recorded) > 1 else f"one {what}"
         if None in counts:
-            what += " and runs whose machine is not recorded"
-        lines.append(f"{label}: runs from {what}; differences may be the machine's: {'; '.join(parts)}")
+            kind += f" and runs whose {what} is not recorded"
+        lines.append(f"{label}: runs from {kind}; differences may be the {what}'s: {'; '.join(parts)}")
     return lines
+
+
+def harness_lines(groups: Mapping[str, Sequence[Mapping[str, Any] | None]]) -> list[str]:
+    """One line per group of compared runs written by differing harness versions (e.g. runs unpacked
+    from another researcher's bundle beside one's own); groups of config.json records."""
+    return comparison_lines(groups, harness_key, describe_harness, "harness version", unrecorded_alone=False)

@@ -491,6 +491,7 @@ def config_record(cfg: RunConfig, trainer: Trainer, extra: dict[str, Any]) -> di
             "python": platform.python_version(),
             "torch": torch.__version__,
             "numpy": np.__version__,
+            "harness": results.harness_version(),
         },
         "git_revision": results.git_revision(),
         "best_test_error": trainer.best_test_error,

@@ -19,13 +19,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from analysis import figure3, regret
-from analysis.load import load
+from analysis import figure3, regret, report
+from analysis.load import load, machine_lines
 from bench import results
 from bench.results import bundle
 from bench.runs.restore import RestoreError, load_run
 from bench.share import main
-from tests.analysis.fixtures import write_run
+from tests.analysis.fixtures import (
+    stub_savefig,  # noqa: F401 - the fixture
+    write_run,
+)
 from tests.helpers import TouchOnLoad
 from tests.runs.fixture_cli import main as fixture_main
 from tests.runs.test_reliability import TINY
@@ -352,3 +355,29 @@ def test_pack_refuses_bad_input(source: Path, tmp_path: Path, capsys: pytest.Cap
         ["pack", str(source), "--optimizer", "enas", "-o", str(tmp_path / "x.tar.gz")], capsys, "no runs"
     )
     assert not (tmp_path / "x.tar.gz").exists()
+
+
+@pytest.mark.usefixtures("stub_savefig")
+def test_analysis_says_when_runs_come_from_other_harness_versions(good: Path, tmp_path: Path) -> None:
+    """Someone else's runs unpacked beside one's own: the captions and the report name both harnesses."""
+    dest = tmp_path / "dest"
+    for seed in (2, 3):
+        run = write_run(dest, optimizer="msdarts", seed=seed, tag="paper_bandwidth=1",
+                        hp={"bandwidth": 1.0, "epsilon": 0.25})  # fmt: skip
+        record = results.read_json(run / results.CONFIG_JSON)
+        record["versions"]["harness"], record["git_revision"] = "9.9.9", "f" * 40
+        results.write_json(run / results.CONFIG_JSON, record)
+    assert main(["unpack", str(good), str(dest), "--prefix", "alice"]) == 0
+    res = load(dest)
+    # the fixture runs in the bundle record no harness (as runs from before the record)
+    expected = "space 1: runs from one harness version and runs whose harness version is not recorded"
+    assert any(line.startswith(expected) for line in machine_lines(res.runs))
+    assert "harness 9.9.9 (git ffffffffffff)" in figure3.compute(res).caption
+    assert any("harness 9.9.9" in note for note in regret.compute(res).notes)
+    out = tmp_path / "report"
+    assert report.main([str(dest), "-o", str(out)]) == 0
+    assert "harness 9.9.9" in (out / report.REPORT_HTML).read_text()
+
+
+def test_one_harness_adds_nothing(source: Path) -> None:
+    assert machine_lines(load(source).runs) == []
