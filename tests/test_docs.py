@@ -92,5 +92,6 @@ def test_config_json_table_covers_every_top_level_key() -> None:
         "python",
         "torch",
         "numpy",
+        "harness",
     }  # the `versions` record's own keys
     assert written <= documented, f"undocumented config.json keys: {sorted(written - documented)}"
