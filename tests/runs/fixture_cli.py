@@ -23,10 +23,15 @@ def toy_data(cfg: object, paths: object) -> object:
 
 
 def main(argv: list[str]) -> int:
+    """Also called in-process by tests: the real table and data loaders are put back afterwards, so a
+    later test in the same process that runs on a real table gets it."""
     torch.set_num_threads(1)  # bit-identical to the in-process tests
-    parts.open_table = fixture_table
-    parts.load_data = toy_data
-    return run.main(argv)
+    real = parts.open_table, parts.load_data
+    parts.open_table, parts.load_data = fixture_table, toy_data
+    try:
+        return run.main(argv)
+    finally:
+        parts.open_table, parts.load_data = real
 
 
 if __name__ == "__main__":
