@@ -133,14 +133,9 @@ def best_test_error(table: GroundTruth, space: int) -> float:
 def check_compatible(request: BlackboxRequest) -> None:
     """Refuse a results directory written by another results version or with other settings (a larger
     --max-queries is fine: the run continues)."""
-    existing = results.read_json(request.run_dir / results.CONFIG_JSON)
-    if not existing:
+    existing = results.existing_config(request.run_dir)
+    if existing is None:
         return
-    if existing.get("results_version") != results.RESULTS_VERSION:
-        raise UsageError(
-            f"{request.run_dir} was written by results version {existing.get('results_version')} "
-            f"(this harness writes {results.RESULTS_VERSION}); use another --out or move it aside"
-        )
     old = dict(existing.get("blackbox") or {})
     new = request.config()
     old.pop("max_queries", None)

@@ -63,7 +63,7 @@ from bench.results.schema import (
     columns,
     repeat_columns,
 )
-from bench.results.status import read_status, write_status
+from bench.results.status import existing_config, read_status, write_status
 
 __all__ = [
     "ALPHAS_NPZ",
@@ -89,6 +89,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_writable",
+    "existing_config",
     "columns",
     "repeat_columns",
     "find_runs",

@@ -11,8 +11,25 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.errors import UsageError
 from bench.results import epochs as epochs_file
 from bench.results import files, layout
+from bench.results.schema import RESULTS_VERSION
+
+
+def existing_config(run_dir: Path) -> dict[str, Any] | None:
+    """The config.json a run directory already holds (None: a new run), refused when another results
+    version wrote it: a resume must never append rows of one schema to files of another."""
+    existing = files.read_json(Path(run_dir) / layout.CONFIG_JSON)
+    if not existing:
+        return None
+    if existing.get("results_version") != RESULTS_VERSION:
+        raise UsageError(
+            f"{run_dir} was written by results version {existing.get('results_version')} "
+            f"(this harness writes {RESULTS_VERSION}); use another --out or move it aside"
+        )
+    return existing
+
 
 # The order states are counted in; `unknown`: a directory without a readable status.json.
 STATES = ("complete", "running", "interrupted", "failed", "unknown")

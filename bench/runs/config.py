@@ -354,14 +354,9 @@ PRESET_LAYERS: dict[str, tuple[str, ...]] = {
 
 def check_compatible(run_dir: Path, config: Mapping[str, Any]) -> None:
     """Refuse to resume a run written by another results version or with other settings."""
-    existing = results.read_json(Path(run_dir) / results.CONFIG_JSON)
-    if not existing:
+    existing = results.existing_config(Path(run_dir))
+    if existing is None:
         return
-    if existing.get("results_version") != results.RESULTS_VERSION:
-        raise UsageError(
-            f"{run_dir} was written by results version {existing.get('results_version')} "
-            f"(this harness writes {results.RESULTS_VERSION}); use another --out or move it aside"
-        )
     old = dict(existing.get("config", {}))
     new = dict(config)
     old.pop("device", None)
