@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from bench.errors import DataError, UsageError
-from bench.results.files import git_revision, harness_version, read_json
+from bench.results.files import atomic_write_bytes, git_revision, harness_version, read_json
 from bench.results.layout import CONFIG_JSON, parse_run_path, run_dirs
 
 MANIFEST = "MANIFEST.json"
@@ -147,18 +147,13 @@ def pack(
         "files": [{"path": p, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for p, d in entries],
     }
     payload = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as raw:
-            # filename="" and mtime=0: the gzip header holds neither the temporary's name nor a time
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:
-                with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                    for name, data in [(MANIFEST, payload), *entries]:
-                        tar.addfile(_member(name, len(data)), io.BytesIO(data))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    raw = io.BytesIO()
+    # filename="" and mtime=0: the gzip header holds neither a file name nor a time
+    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in [(MANIFEST, payload), *entries]:
+                tar.addfile(_member(name, len(data)), io.BytesIO(data))
+    atomic_write_bytes(out, raw.getvalue())
     return manifest
 
 

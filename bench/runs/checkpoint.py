@@ -14,7 +14,7 @@ step raises `CheckpointError`: one line naming the file and the fix (start the r
 
 from __future__ import annotations
 
-import os
+import io
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -110,22 +110,16 @@ def to_plain(ck: Checkpoint) -> dict[str, Any]:
         "rows": plain(ck.rows, "rows"),
         "correlation": plain(ck.correlation, "correlation"),
         "correlation_archs": plain(ck.correlation_archs, "correlation_archs"),
-        "alpha_history": {
-            int(e): [torch.from_numpy(np.array(a)) for a in arrays] for e, arrays in ck.alpha_history.items()
-        },  # fmt: skip
-        "eig_vector": None if ck.eig_vector is None else torch.from_numpy(np.array(ck.eig_vector)),
+        "alpha_history": {int(e): plain(arrays, "alpha_history") for e, arrays in ck.alpha_history.items()},
+        "eig_vector": plain(ck.eig_vector, "eig_vector"),
     }
 
 
 def save(ck: Checkpoint, path: Path) -> None:
     """Write `ck` to `path` atomically (a crash leaves the previous checkpoint in place)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(to_plain(ck), f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(to_plain(ck), buffer)
+    results.atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 # ---- reading -------------------------------------------------------------------------------------
