@@ -29,6 +29,7 @@ from bench.errors import HarnessError, UsageError
 from bench.search.spaces import SearchSpace
 from bench.truth.character import NB101_SAMPLE
 from bench.truth.digits import DigitsBenchmark, DigitsProtocol
+from bench.truth.digits_protocol import BUDGET_LADDER, FULL_BUDGET, at_budget
 from bench.truth.tabulate import (
     BenchmarkSpec,
     Tabulation,
@@ -72,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="FIELD=VALUE",
         help="override a DigitsProtocol field",
+    )
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help=f"training budget in NB-101-equivalent epochs, one of {', '.join(map(str, BUDGET_LADDER))} "
+        f"(default {FULL_BUDGET}: the full protocol); each budget is its own training",
     )
     p.add_argument(
         "--evaluate-protocol",
@@ -131,6 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.limit is not None and args.limit < 0:
             raise TabulateUsageError(f"--limit must be >= 0, got {args.limit}")
         protocol = DigitsProtocol.with_overrides(DigitsProtocol(), _parse_overrides(args.protocol))
+        if args.budget is not None:
+            if args.budget not in BUDGET_LADDER:
+                raise TabulateUsageError(
+                    f"--budget {args.budget}: the digits benchmark holds budgets "
+                    f"{', '.join(map(str, BUDGET_LADDER))}"
+                )
+            protocol = at_budget(protocol, args.budget)
         bench = DigitsBenchmark(args.cache, protocol, shipped=[] if args.no_shipped else None)
         spec = BenchmarkSpec(bench.cache_path, protocol, tuple(bench.shipped))
         print(f"digits cache: {bench.cache_path} (protocol {protocol.key()})", file=sys.stderr)
