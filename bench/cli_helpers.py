@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +40,16 @@ def parse_int_list(text: str, what: str) -> list[int]:
     return sorted(set(out))
 
 
-def parse_sets(items: Sequence[str]) -> dict[str, list[str]]:
-    """`--set key=v1,v2` items -> key -> list of raw values (a grid axis when several)."""
+def parse_sets(items: Sequence[str], lists: Collection[str] = ()) -> dict[str, list[str]]:
+    """`--set key=v1,v2` items -> key -> list of raw values (a grid axis when several). A key in
+    `lists` takes a list as ONE value (`--set truth_budgets=4,12,36,108` is one run, not four)."""
     sets: dict[str, list[str]] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"--set {item!r}: expected key=value, e.g. --set epochs=20")
-        values = [v.strip() for v in value.split(",")]
+        values = [value.strip()] if key in lists else [v.strip() for v in value.split(",")]
         if any(v == "" for v in values):
             raise UsageError(f"--set {item!r}: empty value; write e.g. --set bandwidth=0.3,1")
         sets[key] = values

@@ -29,7 +29,7 @@ from bench.cli_helpers import (
 )
 from bench.errors import HarnessError, UsageError
 from bench.runs import checkpoint
-from bench.runs.config import PRESETS, RunConfig, check_compatible
+from bench.runs.config import LIST_KEYS, PRESETS, RunConfig, check_compatible
 from bench.runs.executors import RunRequest
 from bench.search.spaces import UnknownSpaceError
 
@@ -51,7 +51,7 @@ def build_requests(args: argparse.Namespace, benchmark: str) -> list[RunRequest]
         get_optimizer(name)  # UnknownOptimizerError names the registered ones
     spaces = parse_int_list(args.space, "space")
     seeds = parse_int_list(args.seeds, "seeds")
-    sets = parse_sets(args.set or [])
+    sets = parse_sets(args.set or [], lists=LIST_KEYS)
     if args.epochs is not None:
         sets.setdefault("epochs", [str(args.epochs)])
     known = {name: RunConfig.setting_names(name) for name in optimizers}

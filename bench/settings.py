@@ -51,6 +51,9 @@ def parse_value(key: str, text: str, tp: Any) -> Any:
             raise ConfigError(f"--set {key}={text}: expected {article} {base.__name__}{hint}") from None
     if base is str:
         return text
+    if typing.get_origin(base) is tuple:  # tuple[X, ...]: a comma-separated list of X
+        (item, *_) = typing.get_args(base)
+        return tuple(parse_value(key, part.strip(), item) for part in text.split(",") if part.strip())
     raise ConfigError(f"--set {key}: values of type {tp} cannot be set from the command line")
 
 

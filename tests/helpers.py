@@ -29,12 +29,20 @@ class FixtureTable(GroundTruth):
         self._best = best_test_error
         self.queries = 0
 
-    def query(self, matrix: np.ndarray, ops: Sequence[str]) -> ArchResult:
+    budgets = (108, 4, 12, 36)  # the digits benchmark's, so runs may ask for truth_budgets
+
+    def query(self, matrix: np.ndarray, ops: Sequence[str], budget: int | None = None) -> ArchResult:
+        self.check_budget(budget)
         self.queries += 1
         h = hash_spec(matrix, ops)
-        base = int(h[:6], 16) / 16**6
+        base = int(h[:6], 16) / 16**6 * (1.0 if budget in (None, 108) else budget / 108)
+        seconds = 1.0 if budget is None else budget / 108
         return ArchResult(
-            h, (base, base + 0.001, base + 0.002), (base, base - 0.001, base + 0.001), (1.0, 1.0, 1.0), 7
+            h,
+            (base, base + 0.001, base + 0.002),
+            (base, base - 0.001, base + 0.001),
+            (seconds, seconds, seconds),
+            7,
         )
 
     def best_test_error(self, space: int) -> float | None:

@@ -8,7 +8,7 @@ from typing import Any
 from bench.benchmarks.base import Benchmark
 from bench.benchmarks.registry import register_benchmark
 from bench.truth.base import GroundTruth
-from bench.truth.digits_protocol import RUN_PROTOCOL, DigitsProtocol
+from bench.truth.digits_protocol import BUDGET_LADDER, FULL_BUDGET, RUN_PROTOCOL, DigitsProtocol
 
 SUPERNET_STACKS = 3  # the supernet's stacks (Supernet's default, as NB-101's network)
 
@@ -21,7 +21,9 @@ DIGITS_MIN_BN_MOMENTUM = 0.1
 class Digits(Benchmark):
     title = "embedded digits benchmark — not NAS-Bench-101"
     caveat = "embedded digits benchmark, not NAS-Bench-101"
-    budgets = (RUN_PROTOCOL.epochs,)
+    # NB-101-equivalent epochs: budget b trains b/108 of the full protocol's steps, each its own training
+    # (bench.truth.digits_protocol.at_budget); space 1 ships at every budget.
+    budgets = (FULL_BUDGET, *(b for b in BUDGET_LADDER if b != FULL_BUDGET))
     repeats = RUN_PROTOCOL.repeats
     auto_priority = 1  # always installed: the fallback
     tabulates = True

@@ -25,10 +25,13 @@ def rows_to_frame(rows: Sequence[Mapping[str, Any]], repeats: int = schema.DEFAU
 
 
 def write_epochs(
-    path: Path, rows: Sequence[Mapping[str, Any]], repeats: int = schema.DEFAULT_REPEATS
+    path: Path,
+    rows: Sequence[Mapping[str, Any]],
+    repeats: int = schema.DEFAULT_REPEATS,
+    budgets: Sequence[int] = (),
 ) -> None:
     """Rewrite the whole CSV atomically (runs have at most a few hundred rows)."""
-    files.write_table(path, rows, schema.columns(repeats))
+    files.write_table(path, rows, schema.columns(repeats, budgets))
 
 
 def read_frame(path: Path) -> pd.DataFrame:

@@ -35,9 +35,27 @@ def repeat_columns(repeats: int = DEFAULT_REPEATS) -> tuple[str, ...]:
     return tuple(f"{name}_r{r}" for name in REPEATED for r in range(repeats))
 
 
-def columns(repeats: int = DEFAULT_REPEATS) -> tuple[str, ...]:
-    """The columns of epochs.csv, in file order, for a benchmark with `repeats` training repeats."""
-    return (*_HEAD, *repeat_columns(repeats), *_TAIL)
+# Per-budget ground truth (`--set truth_budgets=...`), after every standard column: a run without it
+# writes the file it always wrote.
+BUDGETED = ("valid_acc_mean", "test_acc_mean", "train_seconds")
+
+
+def budget_columns(budgets: Sequence[int] = ()) -> tuple[str, ...]:
+    """`valid_acc_mean_b4, test_acc_mean_b4, train_seconds_b4, ..._b12, ...` for each budget."""
+    return tuple(f"{name}_b{b}" for b in budgets for name in BUDGETED)
+
+
+def budgets_in(names: Iterable[str]) -> tuple[int, ...]:
+    """The budgets whose columns a file holds, ascending."""
+    prefix = f"{BUDGETED[0]}_b"
+    found = {int(n[len(prefix) :]) for n in names if n.startswith(prefix) and n[len(prefix) :].isdigit()}
+    return tuple(sorted(found))
+
+
+def columns(repeats: int = DEFAULT_REPEATS, budgets: Sequence[int] = ()) -> tuple[str, ...]:
+    """The columns of epochs.csv, in file order, for a benchmark with `repeats` training repeats and a
+    run asking for the ground truth at `budgets` too."""
+    return (*_HEAD, *repeat_columns(repeats), *_TAIL, *budget_columns(budgets))
 
 
 def repeats_in(names: Iterable[str]) -> int:
@@ -49,7 +67,7 @@ def repeats_in(names: Iterable[str]) -> int:
 def ordered(names: Iterable[str]) -> list[str]:
     """The schema's columns first (per-repeat ones as many as `names` holds), then any others."""
     names = list(names)
-    known = columns(repeats_in(names))
+    known = columns(repeats_in(names), budgets_in(names))
     return [*known, *(n for n in names if n not in known)]
 
 
@@ -109,6 +127,12 @@ COLUMN_DOCS: dict[str, str] = {
     "epoch_seconds": "wall-clock seconds of the whole epoch (training, measurements, lookup)",
     "hessian_seconds": "wall-clock seconds of the Hessian measurement",
     "wallclock_s": "wall-clock seconds since the run started (resumes continue the count)",
+    "valid_acc_mean_b4": "with --set truth_budgets=4,...: mean validation accuracy of the repeats trained "
+    "for budget 4 (each budget its own training; one such triple per budget asked for, after every "
+    "other column; absent without truth_budgets)",
+    "test_acc_mean_b4": "mean test accuracy at budget 4",
+    "train_seconds_b4": "mean training time of one repeat at budget 4, in the table's seconds "
+    "(NAS-Bench-101: its recorded TPU seconds; digits: CPU seconds)",
 }
 
 
@@ -133,6 +157,18 @@ def ground_truth(
     row["test_error_mean"] = 1.0 - test_mean
     row["test_regret"] = (1.0 - test_mean) - best_test_error if best_test_error is not None else math.nan
     return row
+
+
+def budget_truth(
+    budget: int, valid_acc: Sequence[float], test_acc: Sequence[float], train_time: Sequence[float]
+) -> dict[str, float]:
+    """The per-budget columns of one budget (means over the repeats the table holds)."""
+    seconds = [t for t in train_time if math.isfinite(t)]
+    return {
+        f"valid_acc_mean_b{budget}": float(np.mean(valid_acc)),
+        f"test_acc_mean_b{budget}": float(np.mean(test_acc)),
+        f"train_seconds_b{budget}": float(np.mean(seconds)) if seconds else math.nan,
+    }  # fmt: skip
 
 
 def row(

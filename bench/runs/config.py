@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import results
-from bench.benchmarks import get_benchmark
+from bench.benchmarks import available, get_benchmark
 from bench.data.splits import CROP_PADDINGS
 from bench.errors import ConfigError, UsageError
 from bench.settings import field_types, parse_value
@@ -40,6 +40,8 @@ PRESETS = ("paper", "corrected", "quick")
 IDENTITY_KEYS = frozenset({"optimizer", "space", "seed", "benchmark", "preset", "optimizer_params"})
 # Keys resolve() derives; never an override either.
 DERIVED_KEYS = frozenset({"benchmark_overrides"})
+# Settings whose value is a comma-separated list (one run), not a grid of values (one run each).
+LIST_KEYS = frozenset({"truth_budgets"})
 
 HESSIAN_BATCHES = ("last", "random", "fixed")
 HESSIAN_WEIGHTS = ("search", "eval")
@@ -128,6 +130,9 @@ class RunConfig:
     # True: CPU kernels, BLAS path and thread count pinned so that the numbers do not depend on the x86
     # machine or --threads (bench/runs/reproducible.py; slower, CPU only)
     reproducible: bool = False
+    # Ground truth at these training budgets too, beside the standard one: per-budget columns in
+    # epochs.csv (`--set truth_budgets=4,12,36,108`); empty: the standard budget only, schema unchanged
+    truth_budgets: tuple[int, ...] = ()
     # plug-in hyperparameters (validated by the optimizer's own dataclass)
     optimizer_params: dict[str, Any] = field(default_factory=dict)
     # settings the benchmark changed from the preset's value, with the reason (written by resolve())
@@ -183,6 +188,7 @@ class RunConfig:
                 setattr(cfg, key, value)
         for key, value in overrides.items():
             apply(key, value, "--set")
+        cfg.truth_budgets = tuple(sorted(set(cfg.truth_budgets)))
         hp = cfg.plugin_hyperparameters(params)
         cfg.optimizer_params = {k: getattr(hp, k) for k in params}  # parsed values, as config.json shows
         cfg.validate()
@@ -280,6 +286,7 @@ class RunConfig:
                 f"--set reproducible=true pins CPU kernels; it cannot run on --device {self.device}: "
                 "use --device cpu"
             )
+        self._check_truth_budgets()
         plugin = self.plugin()
         from optimizers.base import OneShotOptimizer
 
@@ -294,6 +301,24 @@ class RunConfig:
                 "apart into stages; use hessian_hvp=reverse, or hessian_weights=eval"
             )
         plugin.check_run(self, self.hyperparameters())
+
+    def _check_truth_budgets(self) -> None:
+        held = get_benchmark(self.benchmark).budgets
+        lacking = [b for b in self.truth_budgets if b not in held]
+        if not lacking:
+            return
+        wanted = ",".join(map(str, self.truth_budgets))
+        if len(held) <= 1:
+            others = [n for n in available() if len(get_benchmark(n).budgets) > 1]
+            raise ConfigError(
+                f"--set truth_budgets={wanted}: the {self.benchmark} table holds one budget "
+                f"({', '.join(map(str, held)) or 'unnamed'}); per-budget ground truth needs a table with "
+                f"several, e.g. --benchmark {' or '.join(others)}"
+            )
+        raise ConfigError(
+            f"--set truth_budgets={wanted}: the {self.benchmark} table has no budget "
+            f"{', '.join(map(str, lacking))}; it holds {', '.join(map(str, sorted(held)))}"
+        )
 
     def with_seed(self, seed: int) -> RunConfig:
         return dataclasses.replace(self, seed=seed, optimizer_params=dict(self.optimizer_params))
@@ -310,6 +335,7 @@ class RunConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown config key(s) {unknown}")
+        d = {k: tuple(v) if k in LIST_KEYS else v for k, v in d.items()}  # JSON has lists, not tuples
         return cls(**d)
 
 

@@ -218,7 +218,11 @@ def _write(trainer: Trainer, arch: Architecture, decisions: list[dict[str, Any]]
     row = trainer._row(trainer.epochs - 1, (nan, nan), one_shot, one_hot)
     row.update(selection="pt", pt_tune_epochs=trainer.cfg.pt_tune_epochs)
     results.write_table(trainer.out_dir / results.SELECTION_DECISIONS_CSV, decisions, DECISION_COLUMNS)
-    results.write_table(trainer.out_dir / results.SELECTION_CSV, [row], results.columns(trainer.repeats))
+    results.write_table(
+        trainer.out_dir / results.SELECTION_CSV,
+        [row],
+        results.columns(trainer.repeats, trainer.cfg.truth_budgets),
+    )
 
 
 def select(trainer: Trainer) -> None:

@@ -317,12 +317,23 @@ class Trainer:
                 "ops": ",".join(ops),
             },
             measurements={"oneshot_train_loss": train[0], "oneshot_train_acc": train[1], **one_shot},
-            truth=schema.ground_truth(truth.valid_acc, truth.test_acc, repeats=self.repeats,
-                                      best_test_error=self.best_test_error),
+            truth={**schema.ground_truth(truth.valid_acc, truth.test_acc, repeats=self.repeats,
+                                         best_test_error=self.best_test_error),
+                   **self._budget_truth(matrix, ops)},
         )  # fmt: skip
 
+    def _budget_truth(self, matrix: np.ndarray, ops: list[str]) -> dict[str, float]:
+        """The per-budget columns `--set truth_budgets` asks for (none without it)."""
+        out: dict[str, float] = {}
+        for budget in self.cfg.truth_budgets:
+            r = self.table.query(matrix, ops, budget=budget)
+            out.update(schema.budget_truth(budget, r.valid_acc, r.test_acc, r.train_time))
+        return out
+
     def _write_tables(self) -> None:
-        results.write_epochs(self.out_dir / results.EPOCHS_CSV, self.rows, self.repeats)
+        results.write_epochs(
+            self.out_dir / results.EPOCHS_CSV, self.rows, self.repeats, self.cfg.truth_budgets
+        )
         if self.cfg.correlation_every:
             results.write_table(
                 self.out_dir / results.CORRELATION_CSV, self.correlation_rows, results.CORRELATION_COLUMNS

@@ -27,12 +27,15 @@ from bench.search.graph import hash_pruned, hash_spec
 from bench.truth.base import ArchResult, GroundTruth
 from bench.truth.character import RandomBaseline, random_baseline
 from bench.truth.digits_protocol import (
+    BUDGET_LADDER,
+    FULL_BUDGET,
     PROTOCOL_1X1,
     DigitsError,
     DigitsProtocol,
     ProtocolError,
     RepeatResult,
     TrainFn,
+    at_budget,
     canonical_spec,
     train_repeat,
 )
@@ -96,6 +99,8 @@ class DigitsBenchmark(GroundTruth):
         self.shipped = [Path(p) for p in shipped] if shipped is not None else shipped_tables()
         self._train_fn = train_fn
         self.poll_interval_s = poll_interval_s
+        self._store_args = {"stale_after_s": stale_after_s, "busy_timeout_s": busy_timeout_s}
+        self._at: dict[int, DigitsBenchmark] = {}  # the shorter budgets' tables, opened when queried
         self.store = DigitsStore(
             self.cache_path,
             self.key,
@@ -151,12 +156,37 @@ class DigitsBenchmark(GroundTruth):
     # -- the GroundTruth interface ---------------------------------------------------------------------
     @property
     def budgets(self) -> tuple[int, ...]:  # type: ignore[override]
-        return (self.protocol.epochs,)
+        """NB-101-equivalent epochs: the full protocol (108) first, then the shorter trainings."""
+        if self.protocol.steps is not None:
+            return ()  # a protocol already cut to one budget holds only itself
+        return (FULL_BUDGET, *(b for b in BUDGET_LADDER if b != FULL_BUDGET))
+
+    def at(self, budget: int) -> DigitsBenchmark:
+        """The table of one budget: this protocol trained for budget/108 of its steps, in the same cache
+        (its own protocol key, so budgets never mix)."""
+        self.check_budget(budget)
+        if budget == FULL_BUDGET:
+            return self
+        table = self._at.get(budget)
+        if table is None:
+            table = DigitsBenchmark(
+                self.cache_path,
+                at_budget(self.protocol, budget),
+                shipped=self.shipped,
+                train_fn=self._train_fn,
+                poll_interval_s=self.poll_interval_s,
+                **self._store_args,
+            )
+            self._at[budget] = table
+        return table
 
     def query(
         self, matrix: np.ndarray | Sequence[Sequence[int]], ops: Sequence[str], budget: int | None = None
     ) -> ArchResult:
-        """All repeats of a spec; trains (once ever, across processes) whatever repeat is missing."""
+        """All repeats of a spec at `budget` (None: the full protocol); trains (once ever, across
+        processes) whatever repeat is missing."""
+        if budget is not None and budget != FULL_BUDGET:
+            return self.at(budget).query(matrix, ops)
         self.check_budget(budget)
         cm, cops = canonical_spec(matrix, ops)
         arch_hash = hash_pruned(cm, cops)
