@@ -3,6 +3,8 @@
     python -m bench.tabulate --benchmark digits --space 1 [--jobs N] [--limit M]
     python -m bench.tabulate --benchmark digits --space 1 --evaluate-protocol 100
     python -m bench.tabulate --benchmark digits --space 1 --report
+    python -m bench.tabulate --benchmark digits --space 1 --budget 4      # one shorter budget
+    python -m bench.tabulate --benchmark digits --space 1 --budget-report
 
 `--report` prints the NAS-Bench-101 character of the (partial) table beside NAS-Bench-101's own.
 
@@ -33,6 +35,7 @@ from bench.truth.digits_protocol import BUDGET_LADDER, FULL_BUDGET, at_budget
 from bench.truth.tabulate import (
     BenchmarkSpec,
     Tabulation,
+    budget_report,
     estimate_lines,
     evaluate_protocol,
     export_space,
@@ -101,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(with --limit N: of the first N models of the tabulation order only)",
     )
     p.add_argument(
+        "--budget-report",
+        action="store_true",
+        help="print how the budgets' accuracies rank models alike (Spearman between budgets) beside "
+        "NAS-Bench-101's, over the models stored at every budget, instead of tabulating",
+    )
+    p.add_argument(
         "--reference",
         type=Path,
         default=NB101_SAMPLE,
@@ -151,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"digits cache: {bench.cache_path} (protocol {protocol.key()})", file=sys.stderr)
         if args.report:
             print(space_report(bench, args.space, args.reference, args.limit))
+            return 0
+        if args.budget_report:
+            print(budget_report(bench, args.space, args.reference))
             return 0
         if args.evaluate_protocol is not None:
             estimate = [int(x) for x in args.estimate_spaces.split(",") if x.strip()]

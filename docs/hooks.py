@@ -22,9 +22,11 @@ def _cell(text: str) -> str:
 
 
 def epochs_columns() -> str:
-    from bench.results import COLUMN_DOCS, COLUMNS
+    from bench.results import COLUMN_DOCS, COLUMNS, budget_columns
 
-    rows = [f"| `{name}` | {_cell(COLUMN_DOCS.get(name, ''))} |" for name in COLUMNS]
+    # The per-budget columns only exist with --set truth_budgets; budget 4 stands for each budget asked.
+    names = (*COLUMNS, *budget_columns((4,)))
+    rows = [f"| `{name}` | {_cell(COLUMN_DOCS.get(name, ''))} |" for name in names]
     return "\n".join(["| column | meaning |", "| --- | --- |", *rows])
 
 

@@ -60,6 +60,8 @@ from bench.results.schema import (
     RESULTS_VERSION,
     TEXT_COLUMNS,
     TIMING_COLUMNS,
+    budget_columns,
+    budgets_in,
     columns,
     repeat_columns,
 )
@@ -69,6 +71,8 @@ __all__ = [
     "ALPHAS_NPZ",
     "CHECKPOINT",
     "COLUMN_DOCS",
+    "budget_columns",
+    "budgets_in",
     "COLUMNS",
     "CONFIG_JSON",
     "CORRELATION_ARCHS_CSV",

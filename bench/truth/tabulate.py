@@ -18,6 +18,11 @@ import numpy as np
 
 from bench.search.spaces import SearchSpace
 from bench.truth.base import ArchResult
+from bench.truth.budget_character import (
+    format_budget_character,
+    nb101_budget_reference,
+    table_budget_character,
+)
 from bench.truth.character import NB101_SAMPLE, format_character, nb101_reference, table_character
 from bench.truth.digits import DigitsBenchmark, DigitsError, DigitsProtocol
 
@@ -252,3 +257,24 @@ def space_report(
         f"{bench.protocol.to_json()}"
     )
     return format_character(ours, ref, title)
+
+
+def budget_report(bench: DigitsBenchmark, space: int, reference: Path | None = NB101_SAMPLE) -> str:
+    """Spearman between the budgets of `space`'s table (models stored at every budget) and each budget's
+    accuracy, beside NAS-Bench-101's from the sample at `reference` (omitted when it cannot be read)."""
+    specs = SearchSpace(space).unique_specs()
+    budgets = sorted(bench.budgets)
+    columns = {
+        "digits, repeat 0": table_budget_character(bench, specs, budgets, repeat=0),
+        "digits, mean of 3": table_budget_character(bench, specs, budgets, repeat=None),
+    }
+    if reference is not None:
+        try:
+            columns["NAS-Bench-101 (sample)"] = nb101_budget_reference(reference)
+        except OSError as exc:
+            log.warning("no NAS-Bench-101 reference values (%s)", exc)
+    title = (
+        f"digits space {space}: budgets {', '.join(map(str, budgets))} (NB-101-equivalent epochs; each its "
+        f"own training), {columns['digits, repeat 0'].n_models} of {len(specs)} models stored at every budget"
+    )
+    return format_budget_character(columns, title)
