@@ -126,6 +126,8 @@ def summary_table(outcomes: Sequence[BlackboxOutcome], root: Path) -> str:
         row = o.last_row or {}
         seconds = row.get("simulated_seconds")
         regret = row.get("test_regret")
+        if regret is not None and regret != regret:  # NaN: no standard-budget query yet
+            regret = None
         lines.append(
             f"{o.run_dir.relative_to(root)} | {o.state} | {o.queries} | "
             f"{'-' if seconds is None else f'{seconds:.0f}'} | {'-' if regret is None else f'{regret:.4f}'}"

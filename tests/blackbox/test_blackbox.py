@@ -203,6 +203,8 @@ BAD = [
     (["--method", "tpe", "--set", "population=5"], "no method of --method tpe has it"),
     (["--method", "re", "--set", "population=x"], "expected an int"),
     (["--jobs", "0"], "must be at least 1"),
+    (["--method", "hb", "--set", "reduction_factor=1"], "reduction_factor=1: must be >= 2"),
+    (["--method", "bohb", "--set", "random_fraction=2"], "random_fraction=2.0: must be in [0, 1]"),
 ]
 
 

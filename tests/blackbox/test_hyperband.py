@@ -122,6 +122,27 @@ def test_same_seed_same_rows(method: str, tmp_path: Path) -> None:
     assert not a["arch_hash"].equals(c["arch_hash"])
 
 
+def test_an_interrupted_bohb_run_resumes_to_the_uninterrupted_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = run_rows("bohb", LadderTable(), tmp_path / "whole")
+    req = BlackboxRequest("bohb", 1, 0, "ladder", CYCLE, tmp_path / "cut")
+    original = TabularOracle.observe
+
+    def stop_at_30(self, *args, **kwargs):  # before the first full-budget query: empty regrets stored
+        if self.queries == 30:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(TabularOracle, "observe", stop_at_30)
+    with pytest.raises(KeyboardInterrupt):
+        runs.execute(req, LadderTable(), flush_every=7)
+    monkeypatch.setattr(TabularOracle, "observe", original)
+    assert runs.execute(req, LadderTable(), flush_every=7).state == "complete"
+    resumed = pd.read_csv(req.run_dir / records.QUERIES_CSV, dtype={"arch_hash": str, "incumbent_hash": str})
+    pd.testing.assert_frame_equal(resumed, whole)
+
+
 def test_bohb_proposes_from_the_largest_budget_with_a_model() -> None:
     table = LadderTable()
     space = SearchSpace(1)
