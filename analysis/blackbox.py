@@ -1,7 +1,10 @@
-"""`python -m analysis.blackbox RESULTS -o OUT`: black-box NAS beside the one-shot optimizers, against time.
+"""`python -m analysis.blackbox RESULTS -o OUT [--x time|queries]`: black-box NAS beside the one-shot
+optimizers, against time, or the black-box methods against the number of table queries.
 
 NAS-Bench-1Shot1's comparison (its Figure 5 style): test regret against search time on a log scale, one
-panel per space, a line per method with the mean over seeds and a 95 % t-band.
+panel per space, a line per method with the mean over seeds and a 95 % t-band. With `--x queries` the
+x axis counts table queries instead (every query at any budget: a Hyperband rung at 4 epochs counts as
+much as one at 108), black-box runs only, on a linear scale.
 
 - Black-box runs (`python -m bench.blackbox`, dashed): regret of the validation-selected incumbent (mean
   test error of all its repeats minus the space's best) after each query, against SIMULATED time: the
@@ -15,8 +18,12 @@ The two clocks come from different machines and protocols; the figure says so. A
 function of time (it holds until the next query or epoch); each line is drawn over the times every one of
 its seeds reached, so the number of seeds behind a line is constant and in its legend.
 
+Hyperband's runs (hb, bohb) have no regret until their first full-budget evaluation (the incumbent is
+chosen at the standard budget only); their lines start there.
+
 Writes blackbox_regret.png/.pdf, blackbox_regret_curves.csv, blackbox_regret_final.csv/.md/.tex (regret at
-the end of each run: mean ± std, 95 % CI) and blackbox_regret.txt (the caption).
+the end of each run: mean ± std, 95 % CI) and blackbox_regret.txt (the caption); with `--x queries` the
+same files named blackbox_regret_queries*.
 """
 
 from __future__ import annotations
@@ -43,6 +50,11 @@ log = logging.getLogger(__name__)
 STEM = "blackbox_regret"
 GRID_POINTS = 200
 BLACKBOX, ONESHOT = "black-box", "one-shot"
+X_AXES = ("time", "queries")
+
+
+def stem(x: str) -> str:
+    return STEM if x == "time" else f"{STEM}_{x}"
 
 
 def method_title(method: str) -> str:
@@ -79,6 +91,7 @@ def blackbox_runs(
         group=frame["method"].map(method_title),
         kind=BLACKBOX,
         time=frame["simulated_seconds"],
+        queries=frame["query"],
         run=frame["run_dir"],
     )
 
@@ -107,38 +120,45 @@ def step_values(times: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.n
     return np.where(grid <= times[-1], out, np.nan)
 
 
-def curves(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std, n and t-band of regret per space x group on a log-spaced time grid, over the times that
-    every seed of the group reached."""
+def grid(values: pd.Series, x: str) -> np.ndarray:
+    """Where curves are evaluated: log-spaced times, or whole query counts spread evenly."""
+    if x == "time":
+        return np.geomspace(values.min(), values.max(), GRID_POINTS)
+    return np.unique(np.round(np.linspace(values.min(), values.max(), GRID_POINTS)))
+
+
+def curves(rows: pd.DataFrame, x: str = "time") -> pd.DataFrame:
+    """Mean, std, n and t-band of regret per space x group on a grid of `x` (time: log-spaced; queries:
+    even), over the x that every seed of the group reached."""
     out = []
-    rows = rows[rows["test_regret"].notna() & (rows["time"] > 0)]
+    rows = rows[rows["test_regret"].notna() & (rows[x] > 0)]
     for space, panel in rows.groupby("space", sort=True):
-        grid = np.geomspace(panel["time"].min(), panel["time"].max(), GRID_POINTS)
+        points_all = grid(panel[x], x)
         for (group, kind), lines in panel.groupby(["group", "kind"], sort=False):
-            runs = [r.sort_values("time") for _, r in lines.groupby("run", sort=True)]
-            start = max(r["time"].iloc[0] for r in runs)
-            end = min(r["time"].iloc[-1] for r in runs)
-            points = grid[(grid >= start) & (grid <= end)]
+            runs = [r.sort_values(x) for _, r in lines.groupby("run", sort=True)]
+            start = max(r[x].iloc[0] for r in runs)
+            end = min(r[x].iloc[-1] for r in runs)
+            points = points_all[(points_all >= start) & (points_all <= end)]
             if len(points) == 0:
                 continue
             values = np.stack(
-                [step_values(r["time"].to_numpy(), r["test_regret"].to_numpy(), points) for r in runs]
+                [step_values(r[x].to_numpy(), r["test_regret"].to_numpy(), points) for r in runs]
             )
             n = len(runs)
             mean = values.mean(axis=0)
             std = values.std(axis=0, ddof=1) if n > 1 else np.full(len(points), np.nan)
             half = t_halfwidth(std, np.full(len(points), n))
-            frame = {"space": space, "group": group, "kind": kind, "time": points, "mean": mean, "std": std}
+            frame = {"space": space, "group": group, "kind": kind, x: points, "mean": mean, "std": std}
             out.append(pd.DataFrame(frame | {"n": n, "ci_low": mean - half, "ci_high": mean + half}))
-    cols = ["space", "group", "kind", "time", "mean", "std", "n", "ci_low", "ci_high"]
+    cols = ["space", "group", "kind", x, "mean", "std", "n", "ci_low", "ci_high"]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=cols)
 
 
-def final_table(rows: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
-    """Each run's regret and time at its end; mean ± std and the t-interval over seeds per space x group."""
-    last = rows.sort_values("time").groupby("run").tail(1)
+def final_table(rows: pd.DataFrame, order: Sequence[str], x: str = "time") -> pd.DataFrame:
+    """Each run's regret and `x` at its end; mean ± std and the t-interval over seeds per space x group."""
+    last = rows.sort_values(x).groupby("run").tail(1)
     stat = describe(last, ["space", "group", "kind"], "test_regret")
-    times = last.groupby(["space", "group", "kind"])["time"].median().rename("median_end_time").reset_index()
+    times = last.groupby(["space", "group", "kind"])[x].median().rename("median_end_time").reset_index()
     stat = stat.merge(times, on=["space", "group", "kind"])
     rank = {g: i for i, g in enumerate(order)}
     return stat.sort_values(
@@ -146,14 +166,15 @@ def final_table(rows: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def shown(final: pd.DataFrame) -> pd.DataFrame:
+def shown(final: pd.DataFrame, x: str = "time") -> pd.DataFrame:
+    end = "time at end (median, s)" if x == "time" else "queries at end (median)"
     return pd.DataFrame(
         {
             "space": final["space"],
             "method": final["group"],
             "kind": final["kind"],
             "seeds": final["n"],
-            "time at end (median, s)": final["median_end_time"].map(lambda t: f"{t:.4g}"),
+            end: final["median_end_time"].map(lambda t: f"{t:.4g}"),
             "final test regret (mean ± std)": [
                 fmt_pm(m, s) for m, s in zip(final["mean"], final["std"], strict=True)
             ],
@@ -166,15 +187,23 @@ def shown(final: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---- figure ---------------------------------------------------------------------------------------
-def plot(stats: pd.DataFrame, order: Sequence[str], spaces: Sequence[int], benchmark: str) -> Figure:
+def plot(
+    stats: pd.DataFrame, order: Sequence[str], spaces: Sequence[int], benchmark: str, x: str = "time"
+) -> Figure:
+    if x == "time":
+        xlabel = "search time, s (log scale)"
+        title = f"Black-box vs one-shot NAS: test regret against search time — {benchmark_title(benchmark)}"
+    else:
+        xlabel = "table queries (every budget)"
+        title = f"Black-box NAS: test regret against table queries — {benchmark_title(benchmark)}"
     fig = plotting.curve_panels(
         stats,
-        x="time",
+        x=x,
         groups=order,
         spaces=spaces,
-        xlabel="search time, s (log scale)",
+        xlabel=xlabel,
         ylabel="test regret (log scale)",
-        title=f"Black-box vs one-shot NAS: test regret against search time — {benchmark_title(benchmark)}",
+        title=title,
         log=True,
         empty_text={s: f"no regret in space {s}" for s in spaces},
     )
@@ -182,7 +211,7 @@ def plot(stats: pd.DataFrame, order: Sequence[str], spaces: Sequence[int], bench
     if len(spaces) == 1:  # one panel: room for seven lines and their legend
         fig.set_size_inches(8.0, 5.6)
     for ax, space in zip(fig.axes, spaces, strict=False):
-        ax.set_xscale("log")
+        ax.set_xscale("log" if x == "time" else "linear")
         positive = stats.loc[(stats["space"] == space) & (stats["mean"] > 0), "mean"]
         if len(positive):  # bands reaching zero or below are cut at a third of the lowest mean shown
             ax.set_ylim(bottom=positive.min() / 3)
@@ -195,8 +224,17 @@ def plot(stats: pd.DataFrame, order: Sequence[str], spaces: Sequence[int], bench
     return fig
 
 
-def caption(stats: pd.DataFrame, order: Sequence[str], benchmark: str) -> str:
+def caption(stats: pd.DataFrame, order: Sequence[str], benchmark: str, x: str = "time") -> str:
     per_line = seeds_per_line(stats, order)
+    if x == "queries":
+        return (
+            f"Test regret against table queries ({benchmark_title(benchmark)}); "
+            f"{regret_reference(benchmark)}. "
+            "Black-box methods only: regret of the validation-selected incumbent (chosen at the table's "
+            "standard budget) after each query; every query counts, at any budget. "
+            f"{plotting.BAND_TEXT}; each line spans the queries all its seeds reached. "
+            f"Seeds per line: {per_line}."
+        )
     return (
         f"Test regret against search time ({benchmark_title(benchmark)}); {regret_reference(benchmark)}. "
         "Black-box methods (dashed): regret of the validation-selected incumbent after each table query, "
@@ -207,7 +245,13 @@ def caption(stats: pd.DataFrame, order: Sequence[str], benchmark: str) -> str:
     )
 
 
-def footnote(stats: pd.DataFrame, order: Sequence[str]) -> str:
+def footnote(stats: pd.DataFrame, order: Sequence[str], x: str = "time") -> str:
+    if x == "queries":
+        return (
+            "Black-box runs: regret of the validation-selected incumbent (standard budget) against table "
+            "queries at any budget. Mean over seeds, 95 % t-band; each line spans the queries all its seeds "
+            f"reached. Seeds per line: {seeds_per_line(stats, order)}."
+        )
     return (
         "Dashed: black-box, regret of the validation-selected incumbent against SIMULATED time (the table's "
         "training time of every repeat queried). Solid: one-shot, regret of the discretized architecture "
@@ -218,12 +262,19 @@ def footnote(stats: pd.DataFrame, order: Sequence[str]) -> str:
 
 
 # ---- command --------------------------------------------------------------------------------------
-def write(root: Path, out: Path, filters: Filters, methods: Sequence[str] = ()) -> list[Path]:
+def write(
+    root: Path, out: Path, filters: Filters, methods: Sequence[str] = (), x: str = "time"
+) -> list[Path]:
     root = Path(root)
+    if x not in X_AXES:
+        raise AnalysisError(f"--x {x}: choose {' or '.join(X_AXES)}")
     if not root.is_dir():
         raise AnalysisError(f"results directory {root} does not exist; pass the --out of bench.blackbox")
     bb = blackbox_runs(root, filters.benchmark, filters.spaces, methods)
-    os_rows, os_order = oneshot_runs(root, filters)
+    if x == "time":
+        os_rows, os_order = oneshot_runs(root, filters)
+    else:  # a one-shot search queries no table
+        os_rows, os_order = pd.DataFrame(columns=["benchmark"]), []
     if bb.empty:
         raise AnalysisError(
             f"no complete black-box runs under {root} (queries.csv) matching the filters; "
@@ -235,35 +286,43 @@ def write(root: Path, out: Path, filters: Filters, methods: Sequence[str] = ()) 
             f"{root} holds runs of several benchmarks ({', '.join(benchmarks)}) whose numbers must not be "
             f"compared; pick one with --benchmark {benchmarks[0]}"
         )
-    cols = ["run", "space", "group", "kind", "seed", "time", "test_regret"]
+    cols = ["run", "space", "group", "kind", "seed", x, "test_regret"]
     rows = pd.concat([bb[cols], os_rows.reindex(columns=cols)], ignore_index=True)
     rows = rows[rows["space"].isin(sorted(set(bb["space"])))]  # panels where black-box runs exist
     order = [method_title(m) for m in records.METHOD_TITLES if method_title(m) in set(bb["group"])] + list(
         os_order
     )
-    stats = curves(rows)
+    stats = curves(rows, x)
     spaces = sorted(int(s) for s in bb["space"].unique())
-    fig = plot(stats, order, spaces, benchmarks[0])
-    text = caption(stats, order, benchmarks[0])
-    plotting.footnote(fig, footnote(stats, order))
+    fig = plot(stats, order, spaces, benchmarks[0], x)
+    text = caption(stats, order, benchmarks[0], x)
+    plotting.footnote(fig, footnote(stats, order, x))
     cli.prepare_out(out)
-    paths = plotting.save(fig, out, STEM)
-    stats.to_csv(out / f"{STEM}_curves.csv", index=False, float_format="%.10g")
-    (out / f"{STEM}.txt").write_text(text + "\n")
-    final = final_table(rows, order)
+    name = stem(x)
+    paths = plotting.save(fig, out, name)
+    stats.to_csv(out / f"{name}_curves.csv", index=False, float_format="%.10g")
+    (out / f"{name}.txt").write_text(text + "\n")
+    final = final_table(rows, order, x)
     notes = [
         text.split(". Black-box")[0] + ".",
         "final = the last query (black-box) or epoch (one-shot) of each run; mean ± std and Student-t 95 % "
         "interval over seeds.",
     ]
     title = "Test regret at the end of each run"
-    tables = export.write_table(final, shown(final), out, f"{STEM}_final", title=title, notes=notes)
-    return [*paths, out / f"{STEM}_curves.csv", out / f"{STEM}.txt", *tables]
+    tables = export.write_table(final, shown(final, x), out, f"{name}_final", title=title, notes=notes)
+    return [*paths, out / f"{name}_curves.csv", out / f"{name}.txt", *tables]
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.parser("analysis.blackbox", __doc__)
     p.add_argument("--method", type=_names, default=(), help="only these black-box methods, e.g. re,tpe")
+    p.add_argument(
+        "--x",
+        choices=X_AXES,
+        default="time",
+        help="x axis: search time (default; black-box simulated, one-shot measured) or table queries "
+        "(black-box runs only; every query at any budget counts)",
+    )
     return p
 
 
@@ -273,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s"
     )
     try:
-        written = write(args.results, args.out, cli.filters_from(args), args.method)
+        written = write(args.results, args.out, cli.filters_from(args), args.method, args.x)
     except AnalysisError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,11 @@
 """Black-box NAS baselines on a tabular benchmark (NAS-Bench-1Shot1's other optimizers): random search,
-regularized evolution, TPE and a BOHB-style multi-fidelity method, each querying a ground-truth table
-over a search space's architectures on a simulated clock.
+regularized evolution, TPE, Hyperband and BOHB over the table's epoch budgets, and a BOHB-style method
+over training repeats for tables of one budget, each querying a ground-truth table over a search space's
+architectures on a simulated clock.
 
 - `encoding`: a space's architectures as categorical parameters, sampling and RE's mutation;
-- `oracle`: the table as the NB-101 API answers it (one repeat per query), the clock, the incumbent;
+- `oracle`: the table as the NB-101 API answers it (one repeat per query, at a budget), the clock, the
+  incumbent;
 - `methods`: the methods, registered by name in `METHODS`;
 - `records`: run directories and the columns of queries.csv;
 - `runs`: one run's settings, execution and resume; `cli`: `python -m bench.blackbox`.

@@ -1,10 +1,12 @@
 """`python -m bench.blackbox`: black-box NAS baselines on the tabular benchmark, NAS-Bench-1Shot1 style.
 
-    python -m bench.blackbox --method rs,re,tpe,bohb --space 1 --seeds 0-4 --max-queries 280
+    python -m bench.blackbox --method rs,re,tpe --space 1 --seeds 0-4 --max-queries 280
     python -m bench.blackbox --method re --space 1,2,3 --seeds 0-9 --benchmark nb101 --set population=50
+    python -m bench.blackbox --method hb,bohb --space 1 --seeds 0-4 --benchmark nb101-full
 
-Each method x space x seed queries the ground-truth table (one training repeat per query, paid for on a
-simulated clock with the table's training time) and writes
+Each method x space x seed queries the ground-truth table (one training repeat per query, at the table's
+standard budget or, for hb and bohb, at a Hyperband rung's epoch budget, paid for on a simulated clock
+with the table's training time at that budget) and writes
 `<out>/<benchmark>/space<k>/blackbox/<method>/seed<s>/queries.csv`. Reruns skip complete runs and
 continue interrupted ones; bad input gets one line and exit code 2, with nothing written.
 """
@@ -46,7 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="methods: " + ", ".join(f"{m.name} ({m.title})" for m in METHODS.values()),
     )
-    p.add_argument("--method", default="rs,re,tpe,bohb", help="method(s), comma-separated (default: all)")
+    p.add_argument(
+        "--method",
+        default="rs,re,tpe",
+        help="method(s), comma-separated (default: rs,re,tpe, which every table serves; hb and bohb "
+        "need a table of several epoch budgets)",
+    )
     p.add_argument("--space", default="1", help="search space(s): 1, 2, 3 or a list like 1,2,3")
     p.add_argument("--seeds", default="0", help="seeds: 0-4, 0,3,7 or 1-3,7")
     add_benchmark_option(p)
@@ -119,6 +126,8 @@ def summary_table(outcomes: Sequence[BlackboxOutcome], root: Path) -> str:
         row = o.last_row or {}
         seconds = row.get("simulated_seconds")
         regret = row.get("test_regret")
+        if regret is not None and regret != regret:  # NaN: no standard-budget query yet
+            regret = None
         lines.append(
             f"{o.run_dir.relative_to(root)} | {o.state} | {o.queries} | "
             f"{'-' if seconds is None else f'{seconds:.0f}'} | {'-' if regret is None else f'{regret:.4f}'}"
@@ -144,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = table_factory()  # fail fast on a missing or corrupt table
         for space in sorted({r.space for r in requests}):
             runs.best_test_error(table, space)  # a space without optimum: say so before anything runs
+        for method in dict.fromkeys(r.method for r in requests):
+            runs.check_budgets(method, table)  # Hyperband over epochs needs a table of several budgets
         results.check_writable(out)
         if not args.force:
             for req in requests:

@@ -130,14 +130,41 @@ def best_test_error(table: GroundTruth, space: int) -> float:
     return float(best)
 
 
+def check_budgets(method: str, table: GroundTruth) -> None:
+    """Refuse a method over epoch budgets on a table that holds one budget, naming the alternatives."""
+    if not get_method(method).needs_budgets or len(table.budgets) > 1:
+        return
+    from bench.benchmarks import available, get_benchmark
+
+    held = ", ".join(map(str, table.budgets)) or "one unnamed"
+    several = [n for n in available() if len(get_benchmark(n).budgets) > 1]
+    alternatives = "--method bohb-repeats (training repeats as the fidelity)" + "".join(
+        f" or --benchmark {n} (budgets {', '.join(map(str, get_benchmark(n).budgets))})" for n in several
+    )
+    raise UsageError(
+        f"--method {method} runs Hyperband over training budgets (epochs), but the {table.name} table "
+        f"holds one budget ({held}); use {alternatives}"
+    )
+
+
 def check_compatible(request: BlackboxRequest) -> None:
     """Refuse a results directory written by another results version or with other settings (a larger
-    --max-queries is fine: the run continues)."""
+    --max-queries is fine: the run continues), or in the older queries.csv layout unless it is complete
+    and of the same method (then it is skipped: its rows stay valid, but a replay cannot continue them)."""
     existing = results.existing_config(request.run_dir)
     if existing is None:
         return
     old = dict(existing.get("blackbox") or {})
     new = request.config()
+    if existing.get(records.LAYOUT_KEY, 1) != records.QUERIES_LAYOUT:
+        old_method = records.LAYOUT_1_METHODS.get(old.get("method"), old.get("method"))
+        stored = len(records.stored_lines(request.run_dir / records.QUERIES_CSV))
+        if old_method != request.method or stored < request.max_queries:
+            raise UsageError(
+                f"{request.run_dir} holds a {old_method} run in the older queries.csv layout (`budget` "
+                "counted repeats); analyses read it as it is, but it cannot be continued or replaced in "
+                "place: use another --out or --force"
+            )
     old.pop("max_queries", None)
     new.pop("max_queries", None)
     if old != new:
@@ -162,6 +189,7 @@ def config_record(request: BlackboxRequest, table: GroundTruth, best: float) -> 
 
     return {
         "results_version": results.RESULTS_VERSION,
+        records.LAYOUT_KEY: records.QUERIES_LAYOUT,
         "blackbox": request.config(),
         "best_test_error": best,
         "benchmark_note": benchmark_note(table.name),
@@ -193,12 +221,13 @@ def execute(
 
     run_dir = request.run_dir
     csv = run_dir / records.QUERIES_CSV
+    check_compatible(request)
     stored = records.stored_lines(csv)
     if len(stored) >= request.max_queries:
         log.info("already holds %d queries, skipping: %s", len(stored), run_dir)
         last = records.last_row(csv)
         return BlackboxOutcome(run_dir, "skipped", len(stored), last, "already complete")
-    check_compatible(request)
+    check_budgets(request.method, table)
     best = best_test_error(table, request.space)
     space = SearchSpace(request.space)
     method = get_method(request.method)

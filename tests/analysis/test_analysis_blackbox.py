@@ -81,3 +81,43 @@ def test_without_black_box_runs_exits_2(tmp_path: Path, capsys) -> None:
     assert blackbox.main([str(tmp_path / "r"), "-o", str(tmp_path / "out")]) == 2
     assert "no complete black-box runs" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+LAYOUT_1 = Path(__file__).parents[1] / "assets" / "blackbox_v1"
+
+
+def test_regret_against_queries_counts_every_query(tmp_path: Path, stub_savefig) -> None:
+    """hb (LadderTable, a TEST FIXTURE of four budgets) beside rs: x is the query number at any budget,
+    hb's line starts at its first full-budget query (no incumbent before), one-shot runs are left out."""
+    from tests.blackbox.helpers import LadderTable
+
+    root = tmp_path / "results"
+    for method in ("hb", "rs"):
+        for seed in range(2):
+            req = BlackboxRequest(method, 1, seed, "ladder", 70, root)
+            assert runs.execute(req, LadderTable()).state == "complete"
+    write_run(root, optimizer="darts", seed=0)  # another benchmark, and no queries: not shown
+    paths = blackbox.write(root, tmp_path / "out", Filters(benchmark="ladder"), x="queries")
+    assert {p.name for p in paths} >= {"blackbox_regret_queries.png", "blackbox_regret_queries_curves.csv"}
+    curves = pd.read_csv(tmp_path / "out" / "blackbox_regret_queries_curves.csv")
+    assert set(curves["group"]) == {"Hyperband", "Random search"}
+    hb = curves[curves["group"] == "Hyperband"]
+    assert hb["queries"].min() >= 40 and hb["queries"].max() == 70  # 27 + 9 + 3 below 108 epochs first
+    frames = [pd.read_csv(p) for p in sorted(root.rglob("hb/seed*/queries.csv"))]
+    at = hb.iloc[-1]
+    assert at["mean"] == pytest.approx(np.mean([f["test_regret"].iloc[-1] for f in frames]))
+    final = pd.read_csv(tmp_path / "out" / "blackbox_regret_queries_final.csv")
+    assert final["median_end_time"].tolist() == [70, 70]
+    assert "against table queries" in (tmp_path / "out" / "blackbox_regret_queries.txt").read_text()
+
+
+def test_runs_of_the_older_layout_plot_under_their_names(tmp_path: Path, stub_savefig) -> None:
+    """Runs written before epoch budgets (tests/assets/blackbox_v1): their `bohb` is bohb-repeats."""
+    blackbox.write(LAYOUT_1, tmp_path, Filters())
+    groups = set(pd.read_csv(tmp_path / "blackbox_regret_curves.csv")["group"])
+    assert groups == {
+        "Random search",
+        "Regularized evolution",
+        "TPE",
+        "BOHB over repeats (TPE + Hyperband pruner)",
+    }

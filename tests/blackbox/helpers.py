@@ -44,3 +44,23 @@ def shipped_digits(cache_path: Path) -> DigitsBenchmark:
     from bench.truth.digits_protocol import RUN_PROTOCOL
 
     return DigitsBenchmark(cache_path=cache_path, protocol=RUN_PROTOCOL)
+
+
+class LadderTable(SmoothTable):
+    """TEST FIXTURE, not a benchmark: SmoothTable at four epoch budgets, standard first as NB-101's
+    (108, 4, 12, 36). A shorter budget loses accuracy in proportion and a hash-driven wobble of up to
+    0.03 reorders close cells, so accuracies are correlated across budgets but not identical in rank.
+    Repeat r trains budget * (1, 1.5, 2)[r] seconds, so a row's cost names its budget and its repeat."""
+
+    name = "ladder"
+    budgets = (108, 4, 12, 36)
+    SECONDS_PER_EPOCH = (1.0, 1.5, 2.0)
+
+    def query(self, matrix: np.ndarray, ops: Sequence[str], budget: int | None = None) -> ArchResult:
+        self.check_budget(budget)
+        b = 108 if budget is None else budget
+        full = super().query(matrix, ops)
+        shift = 0.0 if b == 108 else 0.1 * (1 - b / 108) + 0.03 * int(full.arch_hash[:4], 16) / 16**4
+        valid = tuple(v - shift for v in full.valid_acc)
+        test = tuple(t - shift for t in full.test_acc)
+        return ArchResult(full.arch_hash, valid, test, tuple(b * k for k in self.SECONDS_PER_EPOCH))

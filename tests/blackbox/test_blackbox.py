@@ -106,7 +106,7 @@ def test_re_finds_the_optimum_of_a_fixture_table(tmp_path: Path) -> None:
     assert rs["test_regret"].iloc[-1] > 0
 
 
-@pytest.mark.parametrize("method", ["tpe", "bohb"])
+@pytest.mark.parametrize("method", ["tpe", "bohb-repeats"])
 def test_optuna_methods_are_reproducible_by_seed(
     method: str, digits: DigitsBenchmark, tmp_path: Path
 ) -> None:
@@ -119,15 +119,15 @@ def test_optuna_methods_are_reproducible_by_seed(
 
 
 def test_bohb_promotions_pay_for_the_other_repeats(digits: DigitsBenchmark, tmp_path: Path) -> None:
-    rows = run_rows("bohb", digits, tmp_path, seed=0, queries=60, n_startup_trials=5)
-    assert set(rows["budget"]) == {1, 3}
-    full = rows.index[rows["budget"] == 3]
+    rows = run_rows("bohb-repeats", digits, tmp_path, seed=0, queries=60, n_startup_trials=5)
+    assert set(rows["repeats"]) == {1, 3}
+    full = rows.index[rows["repeats"] == 3]
     assert 0 < len(full) < len(rows) / 2  # Hyperband pruned some, promoted some
     clock = np.concatenate([[0.0], rows["simulated_seconds"]])  # clock[i] = before row i
     stored = digits.stored_results(list(rows.loc[full, "arch_hash"]))
     for i in full:
         low = rows.loc[i - 1]
-        assert low["budget"] == 1 and low["arch_hash"] == rows.at[i, "arch_hash"]
+        assert low["repeats"] == 1 and low["arch_hash"] == rows.at[i, "arch_hash"]
         result = stored[rows.at[i, "arch_hash"]]
         # one repeat at the low fidelity, the two others at the promotion: all three paid once
         assert clock[i + 1] - clock[i - 1] == pytest.approx(sum(result.train_time))
@@ -203,6 +203,8 @@ BAD = [
     (["--method", "tpe", "--set", "population=5"], "no method of --method tpe has it"),
     (["--method", "re", "--set", "population=x"], "expected an int"),
     (["--jobs", "0"], "must be at least 1"),
+    (["--method", "hb", "--set", "reduction_factor=1"], "reduction_factor=1: must be >= 2"),
+    (["--method", "bohb", "--set", "random_fraction=2"], "random_fraction=2.0: must be in [0, 1]"),
 ]
 
 

@@ -1,5 +1,6 @@
-"""The multi-fidelity method on a NAS-Bench-101 file made by the writer: a SYNTHETIC TEST FIXTURE in the
-official format (every unique model of space 1, three made-up repeats each), read by the real reader."""
+"""The repeats-fidelity method (bohb-repeats) on a NAS-Bench-101 file made by the writer: a SYNTHETIC
+TEST FIXTURE in the official format (every unique model of space 1, three made-up repeats each), read by
+the real reader."""
 
 from __future__ import annotations
 
@@ -43,18 +44,19 @@ def nb101_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     return path, truth
 
 
-def test_bohb_on_an_nb101_file(nb101_file: tuple[Path, dict[str, tuple]], tmp_path: Path) -> None:
+def test_bohb_repeats_on_an_nb101_file(nb101_file: tuple[Path, dict[str, tuple]], tmp_path: Path) -> None:
     path, truth = nb101_file
     table = NB101Table.load(path)
-    req = BlackboxRequest("bohb", 1, 0, "nb101", 80, tmp_path, {"n_startup_trials": 5})
+    req = BlackboxRequest("bohb-repeats", 1, 0, "nb101", 80, tmp_path, {"n_startup_trials": 5})
     assert runs.execute(req, table).state == "complete"
     rows = pd.read_csv(req.run_dir / records.QUERIES_CSV, dtype={"arch_hash": str, "incumbent_hash": str})
-    assert set(rows["budget"]) == {1, 3} and (rows["benchmark"] == "nb101").all()
+    assert set(rows["repeats"]) == {1, 3} and set(rows["budget"]) == {108}
+    assert (rows["benchmark"] == "nb101").all()
     clock = np.concatenate([[0.0], rows["simulated_seconds"]])
     paid = np.diff(clock)
     for i, row in rows.iterrows():
         valid, test, seconds = truth[row["arch_hash"]]
-        if row["budget"] == 1:  # one repeat: its accuracy, its training time
+        if row["repeats"] == 1:  # one repeat: its accuracy, its training time
             r = int(np.argmin(np.abs(valid - row["valid_acc"])))
             assert row["valid_acc"] == pytest.approx(valid[r]) and paid[i] == pytest.approx(seconds[r])
         else:  # promotion: the mean of all three, the two others' time
