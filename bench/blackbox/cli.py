@@ -153,8 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = table_factory()  # fail fast on a missing or corrupt table
         for space in sorted({r.space for r in requests}):
             runs.best_test_error(table, space)  # a space without optimum: say so before anything runs
-        for method in dict.fromkeys(r.method for r in requests):
-            runs.check_budgets(method, table)  # Hyperband over epochs needs a table of several budgets
+        for method, space in dict.fromkeys((r.method, r.space) for r in requests):
+            runs.check_budgets(method, table, space)  # Hyperband over epochs: several budgets, tabulated
         results.check_writable(out)
         if not args.force:
             for req in requests:

@@ -130,9 +130,23 @@ def best_test_error(table: GroundTruth, space: int) -> float:
     return float(best)
 
 
-def check_budgets(method: str, table: GroundTruth) -> None:
-    """Refuse a method over epoch budgets on a table that holds one budget, naming the alternatives."""
-    if not get_method(method).needs_budgets or len(table.budgets) > 1:
+def check_budgets(method: str, table: GroundTruth, space: int) -> None:
+    """Refuse a method over epoch budgets on a table that holds one budget, naming the alternatives,
+    or on a lazily trained table whose shorter budgets are not tabulated for the space (every query of
+    an untabulated cell would train it)."""
+    if not get_method(method).needs_budgets:
+        return
+    if len(table.budgets) > 1:
+        lacking = [b for b in table.budgets if not table.tabulated(space, b)]
+        if lacking:
+            raise UntabulatedSpaceError(
+                f"--method {method} queries every budget, but the {table.name} table of space {space} is not "
+                f"tabulated at budget {', '.join(map(str, lacking))}; tabulate it first: "
+                + "; ".join(
+                    f"python -m bench.tabulate --benchmark {table.name} --space {space} --budget {b}"
+                    for b in lacking
+                )
+            )
         return
     from bench.benchmarks import available, get_benchmark
 
@@ -227,7 +241,7 @@ def execute(
         log.info("already holds %d queries, skipping: %s", len(stored), run_dir)
         last = records.last_row(csv)
         return BlackboxOutcome(run_dir, "skipped", len(stored), last, "already complete")
-    check_budgets(request.method, table)
+    check_budgets(request.method, table, request.space)
     best = best_test_error(table, request.space)
     space = SearchSpace(request.space)
     method = get_method(request.method)

@@ -77,6 +77,12 @@ class GroundTruth:
         """Lowest mean test error in search space `space`, or None when not (yet) known."""
         return None
 
+    def tabulated(self, space: int, budget: int | None = None) -> bool:
+        """Whether every model of `space` is held at `budget` (None: the standard budget), so a query
+        never has to train one. A published table holds everything; a lazily trained one says."""
+        self.check_budget(budget)
+        return True
+
     def best_valid_error(self, space: int) -> float | None:
         """Lowest mean validation error in `space` (the HPO objective's reference), or None."""
         return None

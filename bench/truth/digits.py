@@ -231,6 +231,11 @@ class DigitsBenchmark(GroundTruth):
         row = self.store.space_row(space)
         return None if row is None else float(row[2])
 
+    def tabulated(self, space: int, budget: int | None = None) -> bool:
+        """Whether `space` is marked complete at `budget` (shipped or tabulated here)."""
+        table = self if budget is None else self.at(budget)
+        return table.best_test_error(space) is not None
+
     def best_valid_error(self, space: int) -> float | None:
         row = self.store.space_row(space)
         return None if row is None or row[3] is None else float(row[3])

@@ -252,3 +252,25 @@ def test_a_table_of_one_budget_is_refused_naming_the_alternatives(
     assert "holds one budget (one unnamed)" in err
     assert "--method bohb-repeats" in err and "--benchmark ladder (budgets 108, 4, 12, 36)" in err
     assert not out.exists()
+
+
+def test_digits_budgets_not_tabulated_are_refused_naming_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Hyperband on a lazily trained table queries every budget: without the shorter budgets' tables each
+    query would train on the spot, so the run is refused before anything is written."""
+    from bench.runs import parts
+    from bench.truth.digits import SHIPPED_DIR, DigitsBenchmark
+    from bench.truth.digits_protocol import RUN_PROTOCOL
+
+    full_only = DigitsBenchmark(
+        tmp_path / "c.sqlite", RUN_PROTOCOL, shipped=[SHIPPED_DIR / "digits_space1.sqlite"]
+    )
+    assert full_only.tabulated(1) and not full_only.tabulated(1, 4)
+    monkeypatch.setattr(parts, "open_table", lambda benchmark, paths: full_only)
+    out = tmp_path / "results"
+    assert cli.main(["--method", "hb", "--benchmark", "digits", "--out", str(out), "--jobs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not tabulated at budget 4, 12, 36" in err and "\n" not in err
+    assert "python -m bench.tabulate --benchmark digits --space 1 --budget 4" in err
+    assert not out.exists()
