@@ -40,7 +40,7 @@ __all__ = [
 FINAL_EPOCHS = 108
 DOWNLOAD_FIX = (
     "re-download it with `python -m bench.data download nb101` "
-    "(`download nb101-full` for nasbench_full.tfrecord)"
+    "(`python -m bench.data download nb101-full` for nasbench_full.tfrecord)"
 )
 NO_PARAMS = -1  # trainable_parameters absent from the record
 _MASK_DELTA = 0xA282EAD8
