@@ -522,8 +522,9 @@ def test_corrupt_full_file_fails_conversion_with_one_line(tmp_path: Path, capsys
     src.write_bytes(full_fixture[: len(full_fixture) // 2])  # installed unverified, then converted
     d = tmp_path / "d"
     rc = main(["download", "nb101-full", "--dest", str(d), "--from-file", str(src), "--no-verify"])
-    err = capsys.readouterr().err.strip()
-    assert rc == 2 and len(err.splitlines()) == 1 and "download nb101-full" in err
+    lines = capsys.readouterr().err.strip().splitlines()  # INFO lines (converting...) may come first
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert rc == 2 and errors == lines[-1:] and "download nb101-full" in errors[0]
     assert not (d / "nasbench_full.nb101cache").exists()
 
 
