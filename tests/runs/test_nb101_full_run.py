@@ -71,3 +71,10 @@ def test_missing_table_names_the_download(tmp_path, capsys) -> None:
     assert blackbox_cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "python -m bench.data download nb101-full" in err
+
+
+def test_auto_without_the_full_table_does_not_warn(tmp_path, caplog) -> None:
+    """nb101-full is an optional extra of nb101: its absence is no fallback worth a warning."""
+    (tmp_path / "nasbench_only108.tfrecord").write_bytes(b"placeholder")
+    assert resolve("auto", tmp_path, search=False)[0] == "nb101"
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
