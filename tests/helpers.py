@@ -188,3 +188,47 @@ class TouchOnLoad:
 
     def __reduce__(self) -> tuple:
         return (Path.touch, (self.marker,))
+
+
+def write_nb101_full_fixture(
+    path: Path, specs: Sequence[tuple[np.ndarray, Sequence[str]]], seed: int = 0
+) -> dict[tuple[str, int], np.ndarray]:
+    """TEST FIXTURE, not NAS-Bench-101 numbers: a file in nasbench_full.tfrecord's format holding every
+    spec at 4, 12, 36 and 108 epochs x 3 repeats, records shuffled so a spec's runs are scattered.
+
+    Returns (hash, budget) -> (3 repeats, 6) array of final valid, test, time, halfway valid, test, time.
+    """
+    from bench.truth.fixtures import metrics_from_final, records_for_spec, write_tfrecord
+
+    rng = np.random.default_rng(seed)
+    truth: dict[tuple[str, int], np.ndarray] = {}
+    records = []
+    for matrix, ops in specs:
+        h = hash_spec(matrix, ops)
+        for budget in (4, 12, 36, 108):
+            valid = rng.uniform(0.5, 0.95, 3)
+            test = valid - rng.uniform(0.0, 0.02, 3)
+            seconds = budget * rng.uniform(10.0, 30.0, 3)
+            half = (valid - 0.1, test - 0.1)
+            metrics = [
+                metrics_from_final(v, t, s, 1000, epochs=budget, halfway=(hv, ht))
+                for v, t, s, hv, ht in zip(valid, test, seconds, *half, strict=True)
+            ]
+            truth[h, budget] = np.stack([valid, test, seconds, *half, seconds / 2], axis=1)
+            records.extend(records_for_spec(matrix, ops, metrics, epochs=budget))
+    # Repeats keep their relative file order (the reader's repeat order is file order).
+    write_tfrecord(path, _scatter_keeping_repeat_order(records, rng))
+    return truth
+
+
+def _scatter_keeping_repeat_order(records: list, rng: np.random.Generator) -> list:
+    """Shuffle runs (groups of 3 repeats) and interleave them, each run's repeats staying in order."""
+    runs = [records[i : i + 3] for i in range(0, len(records), 3)]
+    rng.shuffle(runs)
+    # Round-robin over blocks of 4 runs: repeats of one run are never adjacent.
+    out = []
+    for k in range(0, len(runs), 4):
+        block = runs[k : k + 4]
+        for r in range(3):
+            out.extend(run[r] for run in block)
+    return out

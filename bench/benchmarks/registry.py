@@ -85,13 +85,21 @@ def resolve(requested: str, data_dir: Path | None = None, *, search: bool = True
         (b for b in map(get_benchmark, available()) if b.auto_priority is not None),
         key=lambda b: -(b.auto_priority or 0),
     )
-    skipped: list[str] = []
+    skipped: list[tuple[Benchmark, str]] = []
     for bench in ranked:
         paths = bench.locate(data_dir)
         problem = bench.missing(paths, search)
         if problem is None:
-            if skipped:
-                log.warning("%s -- so using the %s", "; ".join(skipped), bench.figure_title().upper())
+            # A skipped variant of the chosen benchmark (nb101-full over nb101) is an optional extra,
+            # not a fallback worth a warning.
+            fallback = [f"{b.name}: {p}" for b, p in skipped if not isinstance(b, type(bench))]
+            extras = [f"{b.name}: {p}" for b, p in skipped if isinstance(b, type(bench))]
+            if fallback:
+                log.warning("%s -- so using the %s", "; ".join(fallback), bench.figure_title().upper())
+            if extras:
+                log.debug("%s -- using %s", "; ".join(extras), bench.name)
             return bench.name, paths
-        skipped.append(f"{bench.name}: {problem}")
-    raise UsageError("--benchmark auto: no benchmark is installed; " + "; ".join(skipped))
+        skipped.append((bench, problem))
+    raise UsageError(
+        "--benchmark auto: no benchmark is installed; " + "; ".join(f"{b.name}: {p}" for b, p in skipped)
+    )

@@ -1,8 +1,10 @@
 """`python -m bench.data`: download, verify and install NAS-Bench-101 and CIFAR-10, or show their state.
 
-python -m bench.data download nb101|cifar10|all [--dest DIR] [--url URL] [--from-file PATH]
-                                                [--no-verify] [--no-convert] [--retries N]
+python -m bench.data download nb101|nb101-full|cifar10|all [--dest DIR] [--url URL] [--from-file PATH]
+                                                           [--no-verify] [--no-convert] [--retries N]
 python -m bench.data status [--dest DIR] [--verify]
+
+`all` is what a run needs (nb101, cifar10); nb101-full (~1.95 GB, every budget) is asked for by name.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="UNSAFE: skip the checksum; a truncated or tampered file would be installed as is",
     )
-    dl.add_argument("--no-convert", action="store_true", help="nb101: do not build the fast cache now")
+    dl.add_argument(
+        "--no-convert", action="store_true", help="nb101, nb101-full: do not build the fast cache now"
+    )
     dl.add_argument("--retries", type=int, default=RetryPolicy.retries, help="retries after a failed attempt")
     dl.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -56,22 +60,27 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def nb101_converter() -> Callable[[Path], object] | None:
-    """The table reader's loader, which converts a tfrecord to its fast cache; None (with a warning)
-    when the reader cannot be imported: the download itself does not need it."""
+def nb101_converter(key: str = "nb101") -> Callable[[Path], object] | None:
+    """The loader of `key`'s table reader, which converts a tfrecord to its fast cache; None (with a
+    warning) when the reader cannot be imported: the download itself does not need it."""
+    module = "bench.truth.nb101_full" if key == "nb101-full" else "bench.truth.nb101"
     try:
-        from bench.truth.nb101 import NB101Table
+        if key == "nb101-full":
+            from bench.truth.nb101_full import NB101FullTable as table
+        else:
+            from bench.truth.nb101 import NB101Table as table
     except ImportError as e:
-        log.warning("cannot import bench.truth.nb101 (%s); skipped conversion to the fast cache", e)
+        log.warning("cannot import %s (%s); skipped conversion to the fast cache", module, e)
         return None
-    return NB101Table.load
+    return table.load
 
 
 def _run_download(args: argparse.Namespace, data_dir: Path) -> None:
-    keys = list(OFFICIAL) if args.dataset == "all" else [args.dataset]
+    keys = [k for k, d in OFFICIAL.items() if not d.optional] if args.dataset == "all" else [args.dataset]
     if len(keys) > 1 and (args.url or args.from_file):
         raise DataError(
-            "--url and --from-file name one file; use them with `download nb101` or `download cifar10`"
+            "--url and --from-file name one file; use them with `download nb101`, `download nb101-full` "
+            "or `download cifar10`"
         )
     if args.retries < 0:
         raise DataError(f"--retries must be >= 0, got {args.retries}")
@@ -79,13 +88,14 @@ def _run_download(args: argparse.Namespace, data_dir: Path) -> None:
     progress = False if args.no_progress else None
     verify = not args.no_verify
     for key in keys:
-        if key == "nb101":
+        if key in ("nb101", "nb101-full"):
             path = fetch_nb101(
                 data_dir,
+                dataset=OFFICIAL[key],
                 url=args.url,
                 from_file=args.from_file,
                 verify=verify,
-                convert=None if args.no_convert else nb101_converter(),
+                convert=None if args.no_convert else nb101_converter(key),
                 policy=policy,
                 progress=progress,
             )

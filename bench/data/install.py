@@ -46,8 +46,9 @@ class Dataset:
     filename: str
     url: str
     checksum: Checksum
-    size: str
+    size: str  # shown to users; the byte-exact check is the checksum
     description: str
+    optional: bool = False  # not part of `download all` (nothing needs it to run)
 
 
 # The published files (see specs/nb101_format.md). Read-only so no caller can repoint a URL or checksum.
@@ -60,6 +61,17 @@ OFFICIAL: Mapping[str, Dataset] = MappingProxyType(
             checksum=Checksum("sha256", "4c39c3936e36a85269881d659e44e61a245babcb72cb374eacacf75d0e5f4fd1"),
             size="499 MB",
             description="NAS-Bench-101 table, 108-epoch results",
+        ),
+        # The byte size of this file is not recorded here: the SHA-256 (verified before anything is
+        # installed) is the size check, and it refuses a truncated file as it refuses a corrupt one.
+        "nb101-full": Dataset(
+            key="nb101-full",
+            filename="nasbench_full.tfrecord",
+            url="https://storage.googleapis.com/nasbench/nasbench_full.tfrecord",
+            checksum=Checksum("sha256", "3d64db8180fb1b0207212f9032205064312b6907a3bbc81eabea10db2f5c7e9c"),
+            size="~1.95 GB",
+            description="NAS-Bench-101 full table, 4/12/36/108 epochs with halfway metrics",
+            optional=True,
         ),
         "cifar10": Dataset(
             key="cifar10",
@@ -79,6 +91,7 @@ class DataPaths:
 
     nb101: Path | None  # the tfrecord, or the converted cache when only that is left
     cifar10: Path | None  # the `cifar-10-batches-py` directory
+    nb101_full: Path | None = None  # nasbench_full.tfrecord, or its converted cache
 
 
 def resolve_data_dir(data_dir: Path | str | None = None, env: Mapping[str, str] | None = None) -> Path:
@@ -91,8 +104,9 @@ def resolve_data_dir(data_dir: Path | str | None = None, env: Mapping[str, str] 
     return Path(user_cache_dir(APP_NAME))
 
 
-def nb101_path(data_dir: Path) -> Path:
-    return data_dir / OFFICIAL["nb101"].filename
+def nb101_path(data_dir: Path, key: str = "nb101") -> Path:
+    """Where the tfrecord of `key` (nb101 or nb101-full) is installed."""
+    return data_dir / OFFICIAL[key].filename
 
 
 def cifar10_dir(data_dir: Path) -> Path:
@@ -103,13 +117,14 @@ def cifar10_dir(data_dir: Path) -> Path:
 _NOT_A_CACHE = (".part", ".bad", ".verified", ".tmp", ".lock")
 
 
-def nb101_cache(data_dir: Path) -> Path | None:
-    """The converted fast cache beside the tfrecord, if the table reader has written one.
+def nb101_cache(data_dir: Path, key: str = "nb101") -> Path | None:
+    """The converted fast cache beside the tfrecord of `key`, if the table reader has written one.
 
-    The reader (bench.truth) owns the cache format and name; here anything named `nasbench_only108.*`
-    other than the tfrecord itself and in-flight/marker files counts.
+    The reader (bench.truth) owns the cache format and name; here anything named like the tfrecord's
+    stem (`nasbench_only108.*`, `nasbench_full.*`) other than the tfrecord itself and in-flight/marker
+    files counts.
     """
-    tfrecord = nb101_path(data_dir)
+    tfrecord = nb101_path(data_dir, key)
     stem = tfrecord.name.removesuffix(".tfrecord")
     if not data_dir.is_dir():
         return None
@@ -122,10 +137,17 @@ def nb101_cache(data_dir: Path) -> Path | None:
 def locate(data_dir: Path | str | None = None) -> DataPaths:
     """The installed data under `data_dir` (default: see resolve_data_dir), complete items only."""
     d = resolve_data_dir(data_dir)
-    tfrecord = nb101_path(d)
-    nb = tfrecord if tfrecord.is_file() else nb101_cache(d)
+
+    def table(key: str) -> Path | None:
+        tfrecord = nb101_path(d, key)
+        return tfrecord if tfrecord.is_file() else nb101_cache(d, key)
+
     cdir = cifar10_dir(d)
-    return DataPaths(nb101=nb, cifar10=cdir if cifar10.is_complete(cdir) else None)
+    return DataPaths(
+        nb101=table("nb101"),
+        cifar10=cdir if cifar10.is_complete(cdir) else None,
+        nb101_full=table("nb101-full"),
+    )
 
 
 def convert_nb101(tfrecord: Path, load: Callable[[Path], object]) -> None:
@@ -152,8 +174,9 @@ def fetch_nb101(
     policy: RetryPolicy | None = None,
     progress: bool | None = None,
 ) -> Path:
-    """Install the NAS-Bench-101 tfrecord under `data_dir` (download or `from_file`), then convert it
-    with `convert` (the table reader's loader; None: leave it for the first run)."""
+    """Install a NAS-Bench-101 tfrecord (`dataset`: nb101 or nb101-full) under `data_dir` (download or
+    `from_file`), then convert it with `convert` (the table reader's loader; None: leave it for the
+    first run)."""
     dest = data_dir / dataset.filename
     checksum = dataset.checksum if verify else None
     if from_file is not None:
@@ -214,22 +237,26 @@ def status_lines(data_dir: Path, *, verify: bool = False) -> list[str]:
     lines = [f"data directory: {data_dir}"]
     todo: list[str] = []
 
-    nb = OFFICIAL["nb101"]
-    tfrecord = data_dir / nb.filename
-    cache = nb101_cache(data_dir)
-    lines.append(f"nb101 ({nb.description}, {nb.size}):")
-    if tfrecord.is_file():
-        lines.append(f"  tfrecord: {tfrecord} ({tfrecord.stat().st_size:,} bytes)")
-        lines.append(f"  checksum: {_verification(tfrecord, nb.checksum, verify)}")
-    else:
-        lines.append("  tfrecord: missing")
-        if part_path(tfrecord).exists():
-            lines.append(
-                f"  partial download: {part_path(tfrecord).stat().st_size:,} bytes (rerun to resume)"
-            )
-    lines.append(f"  fast cache: {cache if cache else 'missing (built on first use)'}")
-    if not tfrecord.is_file() and cache is None:
-        todo.append(_download_command("nb101", data_dir))
+    for key in ("nb101", "nb101-full"):
+        nb = OFFICIAL[key]
+        tfrecord = data_dir / nb.filename
+        cache = nb101_cache(data_dir, key)
+        lines.append(f"{key} ({nb.description}, {nb.size}{', optional' if nb.optional else ''}):")
+        if tfrecord.is_file():
+            lines.append(f"  tfrecord: {tfrecord} ({tfrecord.stat().st_size:,} bytes)")
+            lines.append(f"  checksum: {_verification(tfrecord, nb.checksum, verify)}")
+        else:
+            lines.append("  tfrecord: missing")
+            if part_path(tfrecord).exists():
+                lines.append(
+                    f"  partial download: {part_path(tfrecord).stat().st_size:,} bytes (rerun to resume)"
+                )
+        lines.append(f"  fast cache: {cache if cache else 'missing (built on first use)'}")
+        if not tfrecord.is_file() and cache is None:
+            if nb.optional:
+                lines.append(f"  to add it: {_download_command(key, data_dir)}")
+            else:
+                todo.append(_download_command(key, data_dir))
 
     cf = OFFICIAL["cifar10"]
     archive = data_dir / cf.filename

@@ -1,7 +1,10 @@
 """Benchmark of bench.truth.nb101 on a SYNTHETIC full-size file in the official NAS-Bench-101 format.
 
     python -m bench.perf nb101 [--n-archs 423624] [--n-real 20000] [--load-tries 3] [--seed 0]
-                               [--dir DIR] [--keep] [--strict]
+                               [--dir DIR] [--keep] [--strict] [--full]
+
+`--full` measures the full table instead (nasbench_full.tfrecord's size, every budget; see
+bench.perf.nb101_full).
 
 Writes 423,624 fake architectures x 3 repeats (1,270,872 records, the size of nasbench_only108.tfrecord)
 into a temporary directory, then times conversion, a fresh-process cache load, its peak RSS, and
@@ -112,13 +115,14 @@ def real_specs(n: int, seed: int) -> list[RealSpec]:
 _EVAL = struct.Struct("<BBBdBdBdBdBd")  # evaluation_data tag, length 45, then the five doubles
 
 
-def _metrics(va: float, te: float, tr: float, tt: float, params: int) -> bytes:
+def _metrics(va: float, te: float, tr: float, tt: float, params: int, epochs: int = 108) -> bytes:
     """A canonical serialized ModelMetrics (start, halfway, final), built with struct for speed."""
+    half = epochs / 2
     return b"".join(
         (
             _EVAL.pack(0x0A, 45, 0x09, 0.0, 0x11, 0.0, 0x19, 0.1, 0x21, 0.1, 0x29, 0.1),
-            _EVAL.pack(0x0A, 45, 0x09, 54.0, 0x11, tt / 2, 0x19, tr * 0.9, 0x21, va * 0.9, 0x29, te * 0.9),
-            _EVAL.pack(0x0A, 45, 0x09, 108.0, 0x11, tt, 0x19, tr, 0x21, va, 0x29, te),
+            _EVAL.pack(0x0A, 45, 0x09, half, 0x11, tt / 2, 0x19, tr * 0.9, 0x21, va * 0.9, 0x29, te * 0.9),
+            _EVAL.pack(0x0A, 45, 0x09, float(epochs), 0x11, tt, 0x19, tr, 0x21, va, 0x29, te),
             b"\x10",
             fixtures.varint(params),
             struct.pack("<Bd", 0x19, tt),
@@ -142,8 +146,14 @@ def _check_metrics_encoder() -> None:
     assert fixtures.encode_model_metrics(ref) == _metrics(va, te, tr, tt, p), "benchmark encoder drifted"
 
 
-def write_synthetic(path: Path, n_archs: int, specs: list[RealSpec], seed: int) -> dict[str, np.ndarray]:
-    """Write the SYNTHETIC file; returns the hashes and metrics written (arch-major, repeat-minor)."""
+def write_synthetic(
+    path: Path, n_archs: int, specs: list[RealSpec], seed: int, budgets: Sequence[int] = (108,)
+) -> dict[str, np.ndarray]:
+    """Write the SYNTHETIC file; returns the hashes and metrics written (arch-major, repeat-minor).
+
+    Each architecture gets REPEATS records per budget (epochs); the budget at position k has the
+    accuracies written minus 0.01 * k, so that lookups per budget can be checked.
+    """
     rng = np.random.default_rng(seed)
     n_fake = n_archs - len(specs)
     real = {s.arch_hash for s in specs}
@@ -164,11 +174,12 @@ def write_synthetic(path: Path, n_archs: int, specs: list[RealSpec], seed: int) 
         chunk: list[bytes] = []
         for a in order.tolist():
             spec = specs[a % len(specs)]  # fake archs borrow a real spec's look
-            head = f'["{hashes[a]}", 108, "{spec.adjacency}", "{spec.operations}", "'
             p = int(params[a])
-            for r in range(REPEATS):
-                m = _metrics(va[a, r], te[a, r], tr[a, r], tt[a, r], p)
-                chunk.append(frame(f'{head}{base64.b64encode(m).decode()}"]'.encode()))
+            for k, epochs in enumerate(budgets):
+                head = f'["{hashes[a]}", {epochs}, "{spec.adjacency}", "{spec.operations}", "'
+                for r in range(REPEATS):
+                    m = _metrics(va[a, r] - 0.01 * k, te[a, r] - 0.01 * k, tr[a, r], tt[a, r], p, epochs)
+                    chunk.append(frame(f'{head}{base64.b64encode(m).decode()}"]'.encode()))
             if len(chunk) >= 30_000:
                 f.write(b"".join(chunk))
                 chunk.clear()
@@ -177,11 +188,12 @@ def write_synthetic(path: Path, n_archs: int, specs: list[RealSpec], seed: int) 
 
 
 _LOADER = """
-import json, resource, sys, time
+import importlib, json, resource, sys, time
 t0 = time.perf_counter()
-from bench.truth.nb101 import NB101Table
+module, cls = sys.argv[2].split(":")
+table_cls = getattr(importlib.import_module(module), cls)
 t1, c1 = time.perf_counter(), time.process_time()
-table = NB101Table.load(sys.argv[1])
+table = table_cls.load(sys.argv[1])
 t2, c2 = time.perf_counter(), time.process_time()
 # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark across fork+exec into ru_maxrss.
 try:
@@ -213,7 +225,7 @@ def padded_cache(path: Path, n_archs: int) -> tuple[Path, int]:
     return out, len(arrays["spec_keys"])
 
 
-def fresh_load(path: Path, tries: int) -> list[dict]:
+def fresh_load(path: Path, tries: int, table: str = "bench.truth.nb101:NB101Table") -> list[dict]:
     """Load the table in new interpreters (the second-run experience): times and peak RSS."""
     env = dict(os.environ)
     root = str(Path(bench.__file__).resolve().parents[1])
@@ -221,7 +233,11 @@ def fresh_load(path: Path, tries: int) -> list[dict]:
     out = []
     for _ in range(tries):
         proc = subprocess.run(
-            [sys.executable, "-c", _LOADER, str(path)], capture_output=True, text=True, env=env, check=True
+            [sys.executable, "-c", _LOADER, str(path), table],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
         )
         out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return out
@@ -479,21 +495,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one, deleted after)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--full", action="store_true", help="the full table instead: 4 budgets x 3 repeats (~2 GB of disk)"
+    )
     args = parser.parse_args(argv)
     if min(args.n_archs, args.n_real, args.load_tries) < 1:
         print(
             "python -m bench.perf nb101: --n-archs, --n-real and --load-tries must be >= 1", file=sys.stderr
         )
         return 2
+    if args.full:
+        from bench.perf.nb101_full import run as run_benchmark
+    else:
+        run_benchmark = run
     try:
         if args.dir is not None:
             args.dir.mkdir(parents=True, exist_ok=True)
-            ok = run(args, args.dir)
+            ok = run_benchmark(args, args.dir)
         elif args.keep:
-            ok = run(args, Path(tempfile.mkdtemp(prefix="nb101-perf-SYNTHETIC-")))
+            ok = run_benchmark(args, Path(tempfile.mkdtemp(prefix="nb101-perf-SYNTHETIC-")))
         else:
             with tempfile.TemporaryDirectory(prefix="nb101-perf-SYNTHETIC-") as d:
-                ok = run(args, Path(d))
+                ok = run_benchmark(args, Path(d))
     except (nb101.NB101Error, OSError) as e:  # e.g. a full disk: one line, no traceback
         print(f"python -m bench.perf nb101: {e}", file=sys.stderr)
         return 2

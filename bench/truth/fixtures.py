@@ -97,12 +97,20 @@ def metrics_from_final(
     *,
     train_accuracy: float | None = None,
     epochs: int = FINAL_EPOCHS,
+    halfway: tuple[float, float] | None = None,
 ) -> ModelMetrics:
-    """ModelMetrics with the given final evaluation; the start/halfway entries carry only epoch and time."""
+    """ModelMetrics with the given final evaluation; the start/halfway entries carry only epoch and time,
+    plus the halfway (validation, test) accuracies when `halfway` is given."""
+    half_valid, half_test = halfway if halfway is not None else (None, None)
     return ModelMetrics(
         evaluation_data=(
             EvaluationData(current_epoch=0.0, training_time=0.0),
-            EvaluationData(current_epoch=epochs / 2, training_time=training_time / 2),
+            EvaluationData(
+                current_epoch=epochs / 2,
+                training_time=training_time / 2,
+                validation_accuracy=half_valid,
+                test_accuracy=half_test,
+            ),
             EvaluationData(
                 current_epoch=float(epochs),
                 training_time=training_time,

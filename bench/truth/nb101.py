@@ -5,6 +5,10 @@
 The table has one row per architecture, sorted by the 16-byte module hash so a lookup is a binary
 search. A row's repeats are columns 0..n_repeats-1 in file order: deterministic, never sampled.
 
+A table may hold several budgets (`bench.truth.nb101_full`): its metric columns then have a budget
+axis, and a query names the budget (None: the first, 108 epochs). Tables built from 108-epoch data get
+the same axis, of length one, as a free view.
+
 A query by spec is first looked up in the cache's stored-spec index (an exact integer per stored spec
 and vertex order, no hashing); only specs the index lacks are hashed, as before: those not in the table
 (to raise SpecNotInTableError) and rows whose stored spec failed the converter's check.
@@ -32,6 +36,8 @@ from bench.truth.base import ArchResult, GroundTruth
 from bench.truth.character import RandomBaseline, random_baseline
 from bench.truth.nb101_cache import (
     CACHE_ERRORS,
+    CACHE_SUFFIX,
+    HALFWAY_ARRAYS,
     OutdatedCacheError,
     cache_path_for,
     check_spec_index,
@@ -41,7 +47,7 @@ from bench.truth.nb101_cache import (
     spec_key,
     write_cache,
 )
-from bench.truth.nb101_wire import DOWNLOAD_FIX, NO_PARAMS, NB101Error, NB101FormatError
+from bench.truth.nb101_wire import DOWNLOAD_FIX, FINAL_EPOCHS, NO_PARAMS, NB101Error, NB101FormatError
 
 __all__ = [
     "InvalidHashError",
@@ -107,10 +113,18 @@ class NB101Batch:
 
 
 class NB101Table(GroundTruth):
-    """The NAS-Bench-101 table at 108 epochs; implements bench.truth.base.GroundTruth."""
+    """The NAS-Bench-101 table at 108 epochs; implements bench.truth.base.GroundTruth.
+
+    A variant holding more of the official data (bench.truth.nb101_full) overrides the class
+    attributes below, nothing else.
+    """
 
     name = "nb101"
-    budgets = (108,)  # this reader keeps the final 108-epoch results only
+    budgets: tuple[int, ...] = (FINAL_EPOCHS,)  # kept from the file, in this order (first: standard)
+    keeps_halfway = False  # whether the halfway evaluation of each run is kept too
+    official_file = "nasbench_only108.tfrecord"
+    download_command = "python -m bench.data download nb101"
+    cache_suffix = CACHE_SUFFIX
 
     def __init__(self, arrays: dict[str, np.ndarray], meta: dict | None = None, source: Path | None = None):
         self._hashes = arrays["hashes"]
@@ -127,10 +141,21 @@ class NB101Table(GroundTruth):
         # Two rows sharing the first 8 bytes (not seen in NB-101) make the fast search ambiguous.
         self._hi_unique = bool((self._hi[1:] != self._hi[:-1]).all())
         self._index: dict[int, int] | None = None  # first 8 hash bytes -> row, for single lookups
-        self._valid = arrays["valid_acc"]
-        self._test = arrays["test_acc"]
-        self._time = arrays["train_time"]
-        self._n_repeats = arrays["n_repeats"]
+        held = tuple((meta or {}).get("budgets", self.budgets))
+        if held != self.budgets:
+            raise ValueError(f"it holds the budgets {held}, the {self.name!r} table needs {self.budgets}")
+        # Metric columns as (rows, budgets, repeats); one-budget arrays get the axis as a view.
+        axis = (lambda a: a[:, None]) if len(self.budgets) == 1 else (lambda a: a)
+        self._valid = axis(arrays["valid_acc"])
+        self._test = axis(arrays["test_acc"])
+        self._time = axis(arrays["train_time"])
+        self._n_repeats = axis(arrays["n_repeats"])
+        self._halfway = (
+            tuple(axis(arrays[k]) for k in HALFWAY_ARRAYS)
+            if all(k in arrays for k in HALFWAY_ARRAYS)
+            else None
+        )
+        self._budget_column = {b: k for k, b in enumerate(self.budgets)}
         self._params = arrays["params"]
         self._adjacency = arrays["adjacency"]
         self._num_vertices = arrays["num_vertices"]
@@ -153,16 +178,16 @@ class NB101Table(GroundTruth):
         unreadable, or `rebuild` is set. A cache that cannot be written is logged and skipped.
         """
         path = Path(path)
-        if path.name.endswith(".npz"):
+        if path.name.endswith((".npz", cls.cache_suffix)):
             return cls._from_cache(path)
-        cache = Path(cache_path) if cache_path is not None else cache_path_for(path)
+        cache = Path(cache_path) if cache_path is not None else cache_path_for(path, cls.cache_suffix)
         if not path.exists():
             if cache.exists() and not rebuild:
                 log.info("%s is missing; using its converted cache %s", path, cache)
                 return cls._from_cache(cache)
             raise NB101FileNotFoundError(
-                f"{path} does not exist; download NAS-Bench-101 with `python -m bench.data download nb101` "
-                "or pass the path of nasbench_only108.tfrecord"
+                f"{path} does not exist; download NAS-Bench-101 with `{cls.download_command}` "
+                f"or pass the path of {cls.official_file}"
             )
         if cache.exists() and not rebuild:
             try:
@@ -175,7 +200,7 @@ class NB101Table(GroundTruth):
             except CACHE_ERRORS as e:
                 log.warning("ignoring unreadable cache %s (%s); converting %s again", cache, e, path.name)
         log.info("converting %s to the fast cache %s (once)", path, cache)
-        arrays, meta = convert_tfrecord(path)
+        arrays, meta = convert_tfrecord(path, cls.budgets, halfway=cls.keeps_halfway)
         try:
             write_cache(cache, arrays, meta)
         except OSError as e:
@@ -186,7 +211,7 @@ class NB101Table(GroundTruth):
     def _from_cache(cls, path: Path) -> NB101Table:
         if not path.exists():
             raise NB101FileNotFoundError(
-                f"{path} does not exist; download NAS-Bench-101 with `python -m bench.data download nb101`"
+                f"{path} does not exist; download NAS-Bench-101 with `{cls.download_command}`"
             )
         try:
             arrays, meta = read_cache(path)
@@ -208,7 +233,7 @@ class NB101Table(GroundTruth):
             return False
 
     def __repr__(self) -> str:
-        return f"NB101Table({len(self)} architectures, source={self.source})"
+        return f"{type(self).__name__}({len(self)} architectures, source={self.source})"
 
     def _row(self, key: bytes) -> int:
         hi = int.from_bytes(key[:8], "big")
@@ -248,53 +273,96 @@ class NB101Table(GroundTruth):
     def _hex(self, i: int) -> str:
         return self._hash_bytes[16 * i : 16 * i + 16].hex()
 
-    def _result(self, i: int, arch_hash: str) -> ArchResult:
-        r = self._n_repeats.item(i)
+    def _column(self, budget: int | None) -> int:
+        """The budget axis position of `budget` (None: the standard one); UnknownBudgetError if absent."""
+        if budget is None:
+            return 0
+        self.check_budget(budget)
+        return self._budget_column[budget]
+
+    def _result(self, i: int, arch_hash: str, column: int = 0, halfway: bool = False) -> ArchResult:
+        r = self._n_repeats.item(i, column)
+        if r == 0:  # only in a partial file: the official ones train every architecture at every budget
+            raise SpecNotInTableError(
+                f"NB-101 hash {arch_hash} has no run at {self.budgets[column]} epochs in {self.source}; "
+                f"load the official {self.official_file}, e.g. after `{self.download_command}`"
+            )
         params = self._params.item(i)
+        valid, test, time = (self._valid, self._test, self._time) if not halfway else self._halfway_arrays()
         return ArchResult(
             arch_hash=arch_hash,
-            valid_acc=tuple(self._valid[i, :r].tolist()),
-            test_acc=tuple(self._test[i, :r].tolist()),
-            train_time=tuple(self._time[i, :r].tolist()),
+            valid_acc=tuple(valid[i, column, :r].tolist()),
+            test_acc=tuple(test[i, column, :r].tolist()),
+            train_time=tuple(time[i, column, :r].tolist()),
             params=None if params == NO_PARAMS else params,
         )
+
+    def _halfway_arrays(self) -> tuple[np.ndarray, ...]:
+        if self._halfway is None:
+            raise NB101Error(
+                f"the {self.name!r} table keeps the final evaluation only; for halfway metrics load "
+                "nasbench_full.tfrecord as the 'nb101-full' table "
+                "(`python -m bench.data download nb101-full`)"
+            )
+        return self._halfway
 
     def _missing(self, arch_hash: str) -> SpecNotInTableError:
         return SpecNotInTableError(
             f"NB-101 hash {arch_hash} is a valid spec but not in the table {self.source} "
-            f"({len(self)} architectures; the official nasbench_only108.tfrecord has all 423,624): "
-            "load the official file, e.g. after `python -m bench.data download nb101`"
+            f"({len(self)} architectures; the official {self.official_file} has all 423,624): "
+            f"load the official file, e.g. after `{self.download_command}`"
         )
 
-    def query_hash(self, arch_hash: str | bytes) -> ArchResult:
-        """All repeats of the architecture with this module hash."""
+    def query_hash(
+        self, arch_hash: str | bytes, budget: int | None = None, *, halfway: bool = False
+    ) -> ArchResult:
+        """All repeats of the architecture with this module hash at `budget` epochs (None: 108).
+
+        `halfway`: the metrics of each run's halfway evaluation instead of its final one (tables that
+        keep them only, i.e. nb101-full).
+        """
+        column = self._column(budget)
         key = hash_key(arch_hash)
         i = self._row(key)
         h = key.hex()
         if i < 0:
             raise self._missing(h)
-        return self._result(i, h)
+        return self._result(i, h, column, halfway)
 
     def query(
         self, matrix: np.ndarray | Sequence[Sequence[int]], ops: Sequence[str], budget: int | None = None
     ) -> ArchResult:
-        """All repeats of a raw cell spec (pruned here; hashed only when the stored-spec index lacks it).
+        """All repeats of a raw cell spec at `budget` epochs (None: 108), final evaluation.
 
-        Raises InvalidSpecError outside NAS-Bench-101 and SpecNotInTableError for a valid spec this
-        table lacks.
+        The spec is pruned here and hashed only when the stored-spec index lacks it. Raises
+        UnknownBudgetError for a budget the table lacks, InvalidSpecError outside NAS-Bench-101 and
+        SpecNotInTableError for a valid spec this table lacks.
         """
-        self.check_budget(budget)
+        column = self._column(budget)
+        return self._result(*self._spec_row(matrix, ops), column)
+
+    def query_halfway(
+        self, matrix: np.ndarray | Sequence[Sequence[int]], ops: Sequence[str], budget: int | None = None
+    ) -> ArchResult:
+        """Like query, but each run's halfway evaluation (epoch budget/2): anytime accuracy, with the
+        training time spent up to then. NB101Error on a table that keeps final metrics only."""
+        column = self._column(budget)
+        self._halfway_arrays()
+        return self._result(*self._spec_row(matrix, ops), column, halfway=True)
+
+    def _spec_row(self, matrix: np.ndarray | Sequence[Sequence[int]], ops: Sequence[str]) -> tuple[int, str]:
+        """(row, hash) of a raw spec; SpecNotInTableError when the table lacks it."""
         masks, labels, _ = prune_masks(matrix, ops)
         check_budget(masks)
         i = self._stored_row(masks, labels)
         if i >= 0:
-            return self._result(i, self._hex(i))
+            return i, self._hex(i)
         # Not indexed: absent from the table, or its row failed the converter's check (see _spec_index).
         h = hash_spec(matrix, ops)
         i = self._row(bytes.fromhex(h))
         if i < 0:
             raise self._missing(h)
-        return self._result(i, h)
+        return i, h
 
     def rows(self, hashes: Sequence[str] | np.ndarray, *, missing: str = "raise") -> np.ndarray:
         """Table rows of many hashes at once (hex strings, or an 'S16' array); -1 for absent ones
@@ -334,15 +402,16 @@ class NB101Table(GroundTruth):
             raise InvalidHashError("hashes must be 32-hex-digit md5 strings") from None
         return np.frombuffer(raw, dtype="S16")
 
-    def query_hashes(self, hashes: Sequence[str] | np.ndarray) -> NB101Batch:
-        """All repeats of many hashes at once (SpecNotInTableError if any is absent)."""
+    def query_hashes(self, hashes: Sequence[str] | np.ndarray, budget: int | None = None) -> NB101Batch:
+        """All repeats of many hashes at once at `budget` epochs (SpecNotInTableError if any is absent)."""
+        column = self._column(budget)
         rows = self.rows(hashes)
         return NB101Batch(
             rows=rows,
-            valid_acc=self._valid[rows],
-            test_acc=self._test[rows],
-            train_time=self._time[rows],
-            n_repeats=self._n_repeats[rows],
+            valid_acc=self._valid[rows, column],
+            test_acc=self._test[rows, column],
+            train_time=self._time[rows, column],
+            n_repeats=self._n_repeats[rows, column],
             params=self._params[rows],
         )
 
@@ -374,7 +443,7 @@ class NB101Table(GroundTruth):
         rows = self.rows(hashes, missing="ignore")
         if (rows < 0).any():
             return None
-        errors = 1.0 - np.nanmean(self._test[rows], axis=1)
+        errors = 1.0 - np.nanmean(self._test[rows, 0], axis=1)
         return random_baseline(errors.tolist(), self.best_test_error(space), [counts[h] for h in hashes])
 
     def best_test_error(self, space: int) -> float | None:

@@ -3,7 +3,13 @@
 Parsing the 1.27 million records of the official file takes a while, so the first load converts it into
 a columnar cache beside it (`<stem>.nb101cache.npz`, uncompressed, ~60 MB) and every later load reads
 only that. One row per architecture, sorted by the 16-byte module hash; a row's repeats are columns
-0..n_repeats-1 in file order (deterministic, never sampled). Only 108-epoch records are kept.
+0..n_repeats-1 in file order (deterministic, never sampled). Only the budgets asked for are kept:
+108 epochs for `nasbench_only108.tfrecord`, whose metric arrays are (rows, repeats).
+
+`nasbench_full.tfrecord` (4/12/36/108 epochs, 5 million records) adds a budget axis: metric arrays
+are (rows, budgets, repeats), in the order of the `budgets` the caller asked for, plus the halfway
+evaluation's metrics. Its cache (~0.4 GB) is a directory of `.npy` files that loading memory-maps, so
+a load reads only the pages a query touches.
 
 Hashing a spec (~40 MD5 calls) costs far more than the rest of a query, so the cache also holds a
 sorted index of the stored specs themselves, each as one exact integer (`spec_key`), in every vertex
@@ -20,6 +26,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import struct
 import zipfile
 from array import array
@@ -37,8 +44,8 @@ from bench.truth.nb101_wire import (
     FINAL_EPOCHS,
     NB101FormatError,
     corrupt_record,
-    final_values,
     iter_frames,
+    run_values,
 )
 
 __all__ = [
@@ -46,6 +53,7 @@ __all__ = [
     "CACHE_ERRORS",
     "CACHE_SUFFIX",
     "CACHE_VERSION",
+    "HALFWAY_ARRAYS",
     "SPEC_ARRAYS",
     "OutdatedCacheError",
     "cache_path_for",
@@ -76,6 +84,9 @@ CACHE_ARRAYS = (
     "num_vertices",
     "ops",
 )
+# The halfway evaluation (evaluation_data[1]) of each run, kept when asked for; shaped like valid_acc.
+HALFWAY_ARRAYS = ("half_valid_acc", "half_test_acc", "half_train_time")
+_METRIC_ARRAYS = ("valid_acc", "test_acc", "train_time")
 # The stored-spec index: sorted int64 keys of the stored specs in all their vertex orders, and the row
 # of each (see _spec_index).
 SPEC_ARRAYS = ("spec_keys", "spec_rows")
@@ -93,7 +104,7 @@ _ADJ_SIDE = {v * v: v for v in range(2, MAX_VERTICES + 1)}
 
 @dataclass
 class _Columns:
-    """Per-record values of the 108-epoch rows, in file order (compact, not Python objects)."""
+    """Per-record values of the kept records, in file order (compact, not Python objects)."""
 
     hashes: bytearray = field(default_factory=bytearray)
     adjacency: array = field(default_factory=lambda: array("Q"))  # raw V*V bits, first char = MSB
@@ -104,6 +115,10 @@ class _Columns:
     time: array = field(default_factory=lambda: array("d"))
     params: array = field(default_factory=lambda: array("q"))
     record: array = field(default_factory=lambda: array("q"))  # index in the file, for error messages
+    budget: bytearray = field(default_factory=bytearray)  # position of the record's epochs in `budgets`
+    half_valid: array = field(default_factory=lambda: array("d"))  # only filled when halfway is kept
+    half_test: array = field(default_factory=lambda: array("d"))
+    half_time: array = field(default_factory=lambda: array("d"))
     ops_labels: list[tuple[int, ...]] = field(default_factory=list)
     ops_codes: dict[str, int] = field(default_factory=dict)
 
@@ -124,9 +139,10 @@ def _ops_code(cols: _Columns, operations: str) -> int:
     return code
 
 
-def _read_tfrecord(path: Path) -> tuple[_Columns, int]:
-    """All 108-epoch rows of an official file, and the total record count."""
+def _read_tfrecord(path: Path, budgets: Sequence[int], halfway: bool) -> tuple[_Columns, int]:
+    """The records of an official file trained for one of `budgets` epochs, and the total record count."""
     cols = _Columns()
+    budget_of = {b: k for k, b in enumerate(budgets)}
     loads, a2b, fromhex = json.loads, binascii.a2b_base64, bytes.fromhex
     ops_codes = cols.ops_codes
     n_records = 0
@@ -140,7 +156,8 @@ def _read_tfrecord(path: Path) -> tuple[_Columns, int]:
                 done = offset
             try:
                 module_hash, epochs, adjacency, operations, metrics = loads(data)
-                if epochs != FINAL_EPOCHS:
+                k = budget_of.get(epochs)
+                if k is None:
                     if not isinstance(epochs, int):
                         raise ValueError(f"epochs {epochs!r} is not an int")
                     continue
@@ -155,7 +172,7 @@ def _read_tfrecord(path: Path) -> tuple[_Columns, int]:
                     code = _ops_code(cols, operations)
                 if cols.ops_labels[code][side - 1] != -2:  # -2 (output) sits at index len(ops) - 1
                     raise ValueError(f"{operations!r} does not name {side} vertices")
-                va, te, tt, pa = final_values(a2b(metrics))
+                (va, te, tt), half, pa = run_values(a2b(metrics), halfway=halfway)
             except (ValueError, TypeError, AttributeError, struct.error, binascii.Error) as e:
                 raise corrupt_record(path, index, offset, f"has a malformed payload ({e})") from None
             cols.hashes += key
@@ -167,6 +184,11 @@ def _read_tfrecord(path: Path) -> tuple[_Columns, int]:
             cols.time.append(tt)
             cols.params.append(pa)
             cols.record.append(index)
+            cols.budget.append(k)
+            if half is not None:
+                cols.half_valid.append(half[0])
+                cols.half_test.append(half[1])
+                cols.half_time.append(half[2])
         bar.update(size - done)
     return cols, n_records
 
@@ -185,20 +207,28 @@ def _to_7x7_bits(raw: np.ndarray, sides: np.ndarray) -> np.ndarray:
     return out
 
 
-def _build_arrays(cols: _Columns, path: Path) -> dict[str, np.ndarray]:
-    """Group the per-record columns by hash (repeats in file order) into the cache's arrays."""
+def _build_arrays(cols: _Columns, path: Path, n_budgets: int) -> dict[str, np.ndarray]:
+    """Group the per-record columns by hash and budget (repeats in file order) into the cache's arrays.
+
+    Metric arrays are (rows, budgets, repeats), or (rows, repeats) when one budget is kept.
+    """
     m = len(cols.valid)
     pairs = np.frombuffer(cols.hashes, dtype=">u8").reshape(m, 2)
     hi, lo = pairs[:, 0].astype(np.uint64), pairs[:, 1].astype(np.uint64)
-    order = np.lexsort((lo, hi))  # stable: equal hashes keep file order
-    hi, lo = hi[order], lo[order]
+    budget = np.frombuffer(bytes(cols.budget), dtype=np.uint8)
+    order = np.lexsort((budget, lo, hi))  # stable: equal (hash, budget) keep file order
+    hi, lo, budget = hi[order], lo[order], budget[order]
     first = np.ones(m, dtype=bool)
     first[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
     starts = np.flatnonzero(first)
     group = np.cumsum(first) - 1
-    rank = np.arange(m) - starts[group]
-    counts = np.diff(np.append(starts, m))
-    n, r = len(starts), int(counts.max())
+    run_first = first.copy()  # first record of each (hash, budget)
+    run_first[1:] |= budget[1:] != budget[:-1]
+    run_starts = np.flatnonzero(run_first)
+    rank = np.arange(m) - run_starts[np.cumsum(run_first) - 1]
+    n, r = len(starts), int(rank.max()) + 1
+    counts = np.zeros((n, n_budgets), dtype=np.int8)
+    np.add.at(counts, (group, budget), 1)
 
     spec_cols = {
         "adjacency": np.frombuffer(cols.adjacency, dtype=np.uint64)[order],
@@ -217,25 +247,31 @@ def _build_arrays(cols: _Columns, path: Path) -> dict[str, np.ndarray]:
             )
 
     def per_repeat(values: array) -> np.ndarray:
-        out = np.full((n, r), np.nan)
-        out[group, rank] = np.frombuffer(values, dtype=np.float64)[order]
-        return out
+        out = np.full((n, n_budgets, r), np.nan)
+        out[group, budget, rank] = np.frombuffer(values, dtype=np.float64)[order]
+        return out[:, 0, :] if n_budgets == 1 else out
 
     key = np.empty((n, 2), dtype=">u8")
     key[:, 0], key[:, 1] = hi[starts], lo[starts]
     labels = np.array(cols.ops_labels, dtype=np.int8).reshape(-1, MAX_VERTICES)
     sides = spec_cols["num_vertices"][starts]
-    return {
+    arrays = {
         "hashes": key.view("S16").reshape(n),
         "valid_acc": per_repeat(cols.valid),
         "test_acc": per_repeat(cols.test),
         "train_time": per_repeat(cols.time),
-        "n_repeats": counts.astype(np.int8),
+        "n_repeats": counts[:, 0] if n_budgets == 1 else counts,
         "params": np.frombuffer(cols.params, dtype=np.int64)[order][starts],  # first repeat's
         "adjacency": _to_7x7_bits(spec_cols["adjacency"][starts], sides),
         "num_vertices": sides.astype(np.int8),
         "ops": labels[spec_cols["ops"][starts]],
     }
+    if cols.half_valid:
+        for name, values in zip(
+            HALFWAY_ARRAYS, (cols.half_valid, cols.half_test, cols.half_time), strict=True
+        ):
+            arrays[name] = per_repeat(values)
+    return arrays
 
 
 def spec_key(masks: Sequence[int], labels: Sequence[int]) -> int:
@@ -359,17 +395,28 @@ def _spec_index(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"spec_keys": keys[keep], "spec_rows": rows[keep].astype(np.int32)}
 
 
-def convert_tfrecord(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
-    """Parse an official file into the table's arrays and metadata (no cache is written)."""
+def convert_tfrecord(
+    path: str | os.PathLike, budgets: Sequence[int] = (FINAL_EPOCHS,), *, halfway: bool = False
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Parse an official file into the table's arrays and metadata (no cache is written).
+
+    Keeps the records of `budgets` (epochs; the first is the standard one) and, with `halfway`, the
+    halfway evaluation of each. Every budget must have records: a file without them is not the one the
+    caller wants (e.g. nasbench_only108.tfrecord read as the full table).
+    """
     path = Path(path)
-    cols, n_records = _read_tfrecord(path)
+    budgets = tuple(budgets)
+    cols, n_records = _read_tfrecord(path, budgets, halfway)
     if n_records == 0:
         raise NB101FormatError(f"{path} holds no records (empty file); {DOWNLOAD_FIX}")
-    if not cols.valid:
+    held = np.bincount(np.frombuffer(bytes(cols.budget), dtype=np.uint8), minlength=len(budgets))
+    lacking = [b for b, count in zip(budgets, held.tolist(), strict=True) if count == 0]
+    if lacking:
         raise NB101FormatError(
-            f"{path} has {n_records} records but none at {FINAL_EPOCHS} epochs; {DOWNLOAD_FIX}"
+            f"{path} has {n_records} records but none at {', '.join(map(str, lacking))} epochs; "
+            f"{DOWNLOAD_FIX}"
         )
-    arrays = _build_arrays(cols, path)
+    arrays = _build_arrays(cols, path, len(budgets))
     arrays.update(_spec_index(arrays))
     st = path.stat()
     meta = {
@@ -378,50 +425,108 @@ def convert_tfrecord(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
         "source_size": st.st_size,
         "source_mtime_ns": st.st_mtime_ns,
         "records": n_records,
-        "records_108": len(cols.valid),
-        "epochs": FINAL_EPOCHS,
+        "records_kept": len(cols.valid),
+        "budgets": list(budgets),
+        "halfway": halfway,
     }
+    if budgets == (FINAL_EPOCHS,):
+        meta["records_108"] = len(cols.valid)
+        meta["epochs"] = FINAL_EPOCHS
     return arrays, meta
 
 
 # ----------------------------------------------------------------------------------------------- cache
-def cache_path_for(tfrecord: str | os.PathLike) -> Path:
-    """Where the converted cache of an official file lives: beside it, `<stem>.nb101cache.npz`."""
+def cache_path_for(tfrecord: str | os.PathLike, suffix: str = CACHE_SUFFIX) -> Path:
+    """Where the converted cache of an official file lives: beside it, `<stem><suffix>`
+    (`.nb101cache.npz`: one file; any other suffix: a directory of memory-mapped columns)."""
     p = Path(tfrecord)
-    return p.with_name(p.name.removesuffix(".tfrecord") + CACHE_SUFFIX)
+    return p.with_name(p.name.removesuffix(".tfrecord") + suffix)
+
+
+def _tmp_name(path: Path, what: str) -> Path:
+    return path.with_name(f"{path.name}.{os.getpid()}.{what}.tmp")
 
 
 def write_cache(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """Write to a temporary name, then rename: readers never see a partial cache."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    """Write to a temporary name, then rename: readers never see a partial cache.
+
+    A path ending in `.npz` gets one uncompressed archive; any other a directory of `.npy` columns and
+    `meta.json`, which read_cache memory-maps (a directory replaces an older one by two renames).
+    """
+    if path.name.endswith(".npz"):
+        tmp = _tmp_name(path, "npz")
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return
+    tmp, old = _tmp_name(path, "new"), _tmp_name(path, "old")
     try:
-        with open(tmp, "wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        tmp.mkdir()
+        for name, values in arrays.items():
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(values), allow_pickle=False)
+        (tmp / "meta.json").write_text(json.dumps(meta) + "\n")
+        if path.exists():
+            os.replace(path, old)
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        for leftover in (tmp, old):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 class OutdatedCacheError(ValueError):
     """A cache written by an older bench.truth.nb101 (another CACHE_VERSION)."""
 
 
+def _check_meta(meta: object) -> dict:
+    if not isinstance(meta, dict):
+        raise ValueError("metadata is not a JSON object")
+    if meta.get("version") != CACHE_VERSION:  # checked first: older caches lack newer arrays
+        raise OutdatedCacheError(f"cache version {meta.get('version')}, expected {CACHE_VERSION}")
+    return meta
+
+
+def _expected_arrays(meta: dict) -> tuple[str, ...]:
+    return (*CACHE_ARRAYS, *SPEC_ARRAYS, *(HALFWAY_ARRAYS if meta.get("halfway") else ()))
+
+
 def read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """Arrays and metadata of a cache; ValueError (or OSError) when it is not a usable one."""
-    with np.load(path, allow_pickle=False) as z:
-        if "meta" not in z.files:
-            raise ValueError("missing arrays ['meta']")
-        meta = json.loads(str(z["meta"]))
-        if meta.get("version") != CACHE_VERSION:  # checked first: older caches lack newer arrays
-            raise OutdatedCacheError(f"cache version {meta.get('version')}, expected {CACHE_VERSION}")
-        missing = [k for k in (*CACHE_ARRAYS, *SPEC_ARRAYS) if k not in z.files]
+    """Arrays and metadata of a cache; ValueError (or OSError) when it is not a usable one.
+
+    A directory cache's arrays are read-only memory maps: loading costs what the caller touches.
+    """
+    if path.is_dir():
+        meta = _check_meta(json.loads((path / "meta.json").read_text()))
+        names = _expected_arrays(meta)
+        missing = [k for k in names if not (path / f"{k}.npy").is_file()]
         if missing:
             raise ValueError(f"missing arrays {missing}")
-        arrays = {k: z[k] for k in (*CACHE_ARRAYS, *SPEC_ARRAYS)}
+        arrays = {k: np.load(path / f"{k}.npy", mmap_mode="r", allow_pickle=False) for k in names}
+    else:
+        with np.load(path, allow_pickle=False) as z:
+            if "meta" not in z.files:
+                raise ValueError("missing arrays ['meta']")
+            meta = _check_meta(json.loads(str(z["meta"])))
+            names = _expected_arrays(meta)
+            missing = [k for k in names if k not in z.files]
+            if missing:
+                raise ValueError(f"missing arrays {missing}")
+            arrays = {k: z[k] for k in names}
     n = len(arrays["hashes"])
     if n == 0:
         raise ValueError("no architectures")
-    if arrays["hashes"].dtype != np.dtype("S16") or any(len(arrays[k]) != n for k in CACHE_ARRAYS):
+    n_budgets = len(meta.get("budgets", (FINAL_EPOCHS,)))
+    metrics = [arrays[k] for k in (*_METRIC_ARRAYS, *(HALFWAY_ARRAYS if meta.get("halfway") else ()))]
+    metric_ndim, head = (2, (n,)) if n_budgets == 1 else (3, (n, n_budgets))
+    if (
+        arrays["hashes"].dtype != np.dtype("S16")
+        or any(len(arrays[k]) != n for k in CACHE_ARRAYS)
+        or any(a.ndim != metric_ndim or a.shape != metrics[0].shape for a in metrics)
+        or metrics[0].shape[: len(head)] != head
+        or arrays["n_repeats"].shape != head
+    ):
         raise ValueError("inconsistent array shapes")
     return arrays, meta
 

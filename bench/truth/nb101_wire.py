@@ -34,10 +34,14 @@ __all__ = [
     "iter_frames",
     "iter_tfrecord",
     "masked_crc32c",
+    "run_values",
 ]
 
 FINAL_EPOCHS = 108
-DOWNLOAD_FIX = "re-download it with `python -m bench.data download nb101`"
+DOWNLOAD_FIX = (
+    "re-download it with `python -m bench.data download nb101` "
+    "(`python -m bench.data download nb101-full` for nasbench_full.tfrecord)"
+)
 NO_PARAMS = -1  # trainable_parameters absent from the record
 _MASK_DELTA = 0xA282EAD8
 _U32 = 0xFFFFFFFF
@@ -167,7 +171,18 @@ def final_values(buf: bytes) -> tuple[float, float, float, int]:
     index operations and one struct call; anything else goes through the generic decoder. Absent
     accuracies/times read as NaN, absent parameters as -1.
     """
-    pos, n, count, final, params = 0, len(buf), 0, None, NO_PARAMS
+    final, _, params = run_values(buf, halfway=False)
+    return (*final, params)
+
+
+def run_values(
+    buf: bytes, *, halfway: bool = True
+) -> tuple[tuple[float, float, float], tuple[float, float, float] | None, int]:
+    """((valid, test, time) at evaluation_data[2], the same at [1] or None unless `halfway`, params).
+
+    What the converter keeps of one training run; see final_values for the fast path and NaN/-1.
+    """
+    pos, n, count, final, half, params = 0, len(buf), 0, None, None, NO_PARAMS
     try:
         while pos < n:
             tag = buf[pos]
@@ -176,6 +191,8 @@ def final_values(buf: bytes) -> tuple[float, float, float, int]:
                 pos = start + buf[pos + 1]
                 if count == 2:
                     final = buf[start:pos]
+                elif count == 1:
+                    half = buf[start:pos]
                 count += 1
             elif tag == 0x19:
                 pos += 9
@@ -189,26 +206,36 @@ def final_values(buf: bytes) -> tuple[float, float, float, int]:
         if pos != n:
             raise _WireError("not canonical")
     except (_WireError, IndexError):
-        return _final_values_generic(buf)
+        return _run_values_generic(buf, halfway)
     if final is None:
         raise _WireError(f"{count} evaluation_data entries; expected 3 (start, halfway, final)")
+    return _eval_values(final), _eval_values(half) if halfway else None, params
+
+
+def _eval_values(ev: bytes) -> tuple[float, float, float]:
+    """(validation_accuracy, test_accuracy, training_time) of one serialized EvaluationData."""
     # The five doubles, optionally followed by a short checkpoint_path: the official files' layout.
-    n = len(final)
-    if n == 45 or (n > 46 and final[45] == 0x32 and final[46] < 0x80 and n == 47 + final[46]):
-        t1, _, t2, tt, t3, _, t4, va, t5, te = _EVAL_CANON.unpack_from(final)
+    n = len(ev)
+    if n == 45 or (n > 46 and ev[45] == 0x32 and ev[46] < 0x80 and n == 47 + ev[46]):
+        t1, _, t2, tt, t3, _, t4, va, t5, te = _EVAL_CANON.unpack_from(ev)
         if (t1, t2, t3, t4, t5) == _EVAL_CANON_TAGS:
-            return va, te, tt, params
-    ev = _decode_eval(final)
-    return _nan(ev.validation_accuracy), _nan(ev.test_accuracy), _nan(ev.training_time), params
+            return va, te, tt
+    return _triple(_decode_eval(ev))
 
 
-def _final_values_generic(buf: bytes) -> tuple[float, float, float, int]:
+def _triple(ev: EvaluationData) -> tuple[float, float, float]:
+    return _nan(ev.validation_accuracy), _nan(ev.test_accuracy), _nan(ev.training_time)
+
+
+def _run_values_generic(
+    buf: bytes, halfway: bool
+) -> tuple[tuple[float, float, float], tuple[float, float, float] | None, int]:
     m = decode_model_metrics(buf)
     if len(m.evaluation_data) < 3:
         raise _WireError(f"{len(m.evaluation_data)} evaluation_data entries; expected 3")
-    ev = m.evaluation_data[2]
     params = NO_PARAMS if m.trainable_parameters is None else m.trainable_parameters
-    return _nan(ev.validation_accuracy), _nan(ev.test_accuracy), _nan(ev.training_time), params
+    half = _triple(m.evaluation_data[1]) if halfway else None
+    return _triple(m.evaluation_data[2]), half, params
 
 
 def _nan(x: float | None) -> float:

@@ -460,3 +460,82 @@ def test_cli_offline_subprocess_one_line_exit_2(closed_url: str, tmp_path: Path)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot download") and "--from-file" in lines[0]
     assert not (tmp_path / "nasbench_only108.tfrecord").exists()
+
+
+# --- nb101-full: the full table's file ----------------------------------------------------------------
+
+
+@pytest.fixture
+def full_fixture(tmp_path: Path) -> bytes:
+    """A small file in nasbench_full.tfrecord's format (TEST FIXTURE values)."""
+    from tests.helpers import write_nb101_full_fixture
+
+    chain = (np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]]), ["input", "conv3x3-bn-relu", "output"])
+    skip = (np.array([[0, 1], [0, 0]]), ["input", "output"])
+    path = tmp_path / "fixture_full.tfrecord"
+    write_nb101_full_fixture(path, [chain, skip])
+    return path.read_bytes()
+
+
+def test_nb101_full_downloads_resumes_verifies_and_converts(server, tmp_path: Path, full_fixture: bytes):
+    base, st = server
+    _serve(st, "/full.tfrecord", full_fixture)
+    st.drops["/full.tfrecord"] = 1  # the first response is cut off: the rest comes by an HTTP Range
+    ds = dataclasses.replace(OFFICIAL["nb101-full"], checksum=_sha(full_fixture))
+    d = tmp_path / "data"
+    path = fetch_nb101(
+        d, dataset=ds, url=f"{base}/full.tfrecord", convert=nb101_converter("nb101-full"), policy=FAST,
+        progress=False,
+    )  # fmt: skip
+    assert path == d / "nasbench_full.tfrecord" and path.read_bytes() == full_fixture
+    assert any(rng for _, rng in st.requests) and marker_ok(path, ds.checksum)
+    assert (d / "nasbench_full.nb101cache").is_dir()  # converted by the full table's reader
+    paths = locate(d)
+    assert paths.nb101_full == path and paths.nb101 is None
+
+
+def test_nb101_full_truncated_download_is_refused_before_install(
+    server, tmp_path: Path, capsys, full_fixture
+):
+    base, st = server
+    _serve(st, "/full.tfrecord", full_fixture[:-100])  # truncated: fails the official SHA-256
+    d = tmp_path / "data"
+    rc = main(["download", "nb101-full", "--dest", str(d), "--url", f"{base}/full.tfrecord", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error: ") and len(err.splitlines()) == 1 and "sha256" in err
+    assert not (d / "nasbench_full.tfrecord").exists() and not (d / "nasbench_full.nb101cache").exists()
+    assert locate(d).nb101_full is None
+
+
+def test_nb101_full_from_file_checks_the_official_checksum(tmp_path: Path, capsys, full_fixture: bytes):
+    src = tmp_path / "nasbench_full.tfrecord"
+    src.write_bytes(full_fixture)  # a fixture is not the official file
+    d = tmp_path / "d"
+    rc = main(["download", "nb101-full", "--dest", str(d), "--from-file", str(src)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "3d64db8180fb" in err
+    assert not (d / "nasbench_full.tfrecord").exists()
+
+
+def test_corrupt_full_file_fails_conversion_with_one_line(tmp_path: Path, capsys, full_fixture: bytes):
+    src = tmp_path / "src.tfrecord"
+    src.write_bytes(full_fixture[: len(full_fixture) // 2])  # installed unverified, then converted
+    d = tmp_path / "d"
+    rc = main(["download", "nb101-full", "--dest", str(d), "--from-file", str(src), "--no-verify"])
+    lines = capsys.readouterr().err.strip().splitlines()  # INFO lines (converting...) may come first
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert rc == 2 and errors == lines[-1:] and "download nb101-full" in errors[0]
+    assert not (d / "nasbench_full.nb101cache").exists()
+
+
+def test_status_lists_nb101_full_as_optional(tmp_path: Path, capsys):
+    assert main(["status", "--dest", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "nb101-full (" in out and "optional" in out
+    assert f"to add it: python -m bench.data download nb101-full --dest {tmp_path}" in out
+    # `all` is what a run needs: the optional full table is not in it
+    todo = out.split("to fetch what is missing:")[1]
+    assert "nb101-full" not in todo
+    (tmp_path / "nasbench_full.tfrecord").write_bytes(b"synthetic")
+    assert main(["status", "--dest", str(tmp_path)]) == 0
+    assert "nasbench_full.tfrecord (9 bytes)" in capsys.readouterr().out
