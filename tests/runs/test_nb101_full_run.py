@@ -78,3 +78,28 @@ def test_auto_without_the_full_table_does_not_warn(tmp_path, caplog) -> None:
     (tmp_path / "nasbench_only108.tfrecord").write_bytes(b"placeholder")
     assert resolve("auto", tmp_path, search=False)[0] == "nb101"
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_truth_budgets_columns_are_the_tables_budgets(data_dir, tmp_path) -> None:
+    out = tmp_path / "results"
+    argv = ["--optimizer", "darts", "--epochs", "1", "--benchmark", "nb101-full", "--data-dir", str(data_dir),
+            "--out", str(out), "--set", "truth_budgets=4,12,36,108", *TINY]  # fmt: skip
+    assert cli.main(argv) == 0
+    (run,) = results.find_runs(out)
+    frame = pd.read_csv(run / results.EPOCHS_CSV, dtype={"arch_hash": str})
+    table = NB101FullTable.load(data_dir / "nasbench_full.tfrecord")
+    row = frame.iloc[0]
+    spec = (np.array(json.loads(row["matrix"])), row["ops"].split(","))
+    for budget in (4, 12, 36, 108):
+        truth = table.query(*spec, budget=budget)
+        assert row[f"test_acc_mean_b{budget}"] == pytest.approx(truth.test_acc_mean)
+        assert row[f"train_seconds_b{budget}"] == pytest.approx(float(np.mean(truth.train_time)))
+
+
+def test_hyperband_runs_on_the_full_table(data_dir, tmp_path) -> None:
+    out = tmp_path / "results"
+    argv = ["--benchmark", "nb101-full", "--data-dir", str(data_dir), "--method", "hb,bohb", "--max-queries",
+            "45", "--out", str(out), "--jobs", "1", "--no-progress"]  # fmt: skip
+    assert blackbox_cli.main(argv) == 0
+    rows = pd.read_csv(next(out.glob("nb101-full/space1/blackbox/hb/seed0/queries.csv")))
+    assert sorted(rows["budget"].unique()) == [4, 12, 36, 108] and len(rows) == 45
