@@ -18,10 +18,13 @@ class NB101(Benchmark):
     budgets = (108,)
     repeats = 3
     auto_priority = 2  # the real benchmark, whenever it is installed
+    # Where bench.data's installed paths keep this table's file, and what to say when it is absent.
+    table_path: str = "nb101"
+    table_missing: str = f"the NAS-Bench-101 file is not installed; {DOWNLOAD_TABLE}"
 
     def missing(self, paths: Any, search: bool) -> str | None:
-        if paths.nb101 is None:
-            return f"the NAS-Bench-101 file is not installed; {DOWNLOAD_TABLE}"
+        if getattr(paths, self.table_path) is None:
+            return self.table_missing
         if search and paths.cifar10 is None:
             return f"CIFAR-10 is not installed; {DOWNLOAD_CIFAR10}"
         return None

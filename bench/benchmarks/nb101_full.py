@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.benchmarks.nb101 import DOWNLOAD_CIFAR10, NB101
+from bench.benchmarks.nb101 import NB101
 from bench.benchmarks.registry import register_benchmark
 from bench.truth.base import GroundTruth
 
@@ -19,13 +19,8 @@ DOWNLOAD_FULL_TABLE = "run `python -m bench.data download nb101-full` (or pass -
 class NB101Full(NB101):
     budgets = (108, 4, 12, 36)  # 108 first: the standard budget
     auto_priority = 3  # above nb101: a superset of it
-
-    def missing(self, paths: Any, search: bool) -> str | None:
-        if paths.nb101_full is None:
-            return f"nasbench_full.tfrecord is not installed; {DOWNLOAD_FULL_TABLE}"
-        if search and paths.cifar10 is None:
-            return f"CIFAR-10 is not installed; {DOWNLOAD_CIFAR10}"
-        return None
+    table_path = "nb101_full"
+    table_missing = f"nasbench_full.tfrecord is not installed; {DOWNLOAD_FULL_TABLE}"
 
     def open_table(self, paths: Any) -> GroundTruth:
         from bench.truth.nb101_full import NB101FullTable
