@@ -327,7 +327,9 @@ class RunConfig:
         return self.epochs if self.epochs is not None else reference_epochs
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """As config.json holds it: lists where the dataclass has tuples (so a reread compares equal)."""
+        d = dataclasses.asdict(self)
+        return {k: list(v) if k in LIST_KEYS else v for k, v in d.items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:

@@ -75,3 +75,9 @@ def test_malformed_truth_budgets_exit_2(value: str, tmp_path: Path, capsys: pyte
     err = capsys.readouterr().err
     assert "truth_budgets" in err and err.count("\n") == 1
     assert not any(tmp_path.iterdir())
+
+
+def test_a_complete_budgeted_run_is_skipped_on_rerun(tmp_path: Path, fixture_cli) -> None:
+    first = _run(tmp_path, "truth_budgets=4,108")
+    again = _run(tmp_path, "truth_budgets=4,108")  # config.json's list equals the setting's tuple
+    pd.testing.assert_frame_equal(first, again)
