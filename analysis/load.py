@@ -10,6 +10,7 @@ Runs of one optimizer that differ in a setting (e.g. MS-DARTS with several bandw
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -35,7 +36,8 @@ _IDENTITY = ("benchmark", "space", "optimizer", "tag", "seed")
 # runs differing only in these share a setting (the report's settings table still shows them).
 _NOT_SETTINGS = {"seed", "space", "benchmark", "optimizer", "device", "preset", "epochs", "optimizer_params",
                  "hessian", "hessian_every", "eval_oneshot",
-                 "correlation_every", "correlation_samples"}  # fmt: skip
+                 "correlation_every", "correlation_samples",
+                 "truth_budgets"}  # fmt: skip  # truth_budgets: what is looked up, not how the search runs
 
 
 class AnalysisError(HarnessError, ValueError):
@@ -124,10 +126,21 @@ def _first(frame: pd.DataFrame | None, column: str) -> Any:
     return None if idx is None else frame[column].at[idx]
 
 
+@functools.cache
+def _config_defaults() -> dict[str, Any]:
+    from bench.runs.config import RunConfig
+
+    return RunConfig().to_dict()
+
+
 def _flatten_config(record: dict[str, Any]) -> dict[str, Any]:
     """config.json -> flat columns: cfg.<key>, hp.<key>, and the machine facts as meta.<key>."""
     out: dict[str, Any] = {}
-    for key, value in (record.get("config") or {}).items():
+    config = record.get("config") or {}
+    if config:
+        # A setting added to the harness after a run was written ran at its default (as a resume reads it).
+        config = {**_config_defaults(), **config}
+    for key, value in config.items():
         if key != "optimizer_params":
             out[f"cfg.{key}"] = value
     for key, value in (record.get("optimizer_hyperparameters") or {}).items():
