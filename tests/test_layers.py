@@ -37,9 +37,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("analysis",),
 )
 # What analysis may read besides the results layer below it: the machine comparison, the black-box
-# records and the names that caption them.
-ANALYSIS_READS = ("bench.errors", "bench.benchmarks", "bench.runs.machine", "bench.blackbox.records",
-                  "optimizers")  # fmt: skip
+# records, the names that caption them and the run config's defaults (for settings a run predates).
+ANALYSIS_READS = ("bench.errors", "bench.benchmarks", "bench.runs.machine", "bench.runs.config",
+                  "bench.blackbox.records", "optimizers")  # fmt: skip
 # Imports that still cross a layer, each with the reason it is left; the list only shrinks.
 KNOWN = {
     # the landscape analysis rebuilds a finished run's supernet to evaluate it on its search data

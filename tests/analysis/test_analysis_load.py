@@ -169,3 +169,23 @@ def test_labels() -> None:
     assert n_label([5, 5, 5]) == "n=5" and n_label([3, 5, 4]) == "n=3–5"
     assert fmt_pm(0.12345, 0.00567) == "0.1235 ± 0.00567"
     assert fmt_pm(0.5, float("nan")) == "0.5 (one run)"
+
+
+def test_a_setting_a_run_predates_reads_as_its_default(tmp_path) -> None:
+    """A run written before a setting existed ran at its default: it pools with later runs at the
+    default (and truth_budgets, which changes what is looked up, not the search, never splits a group)."""
+    import json
+
+    from analysis.load import load
+    from bench import results
+    from tests.analysis.fixtures import write_run
+
+    old = write_run(tmp_path, seed=0)
+    record = json.loads((old / results.CONFIG_JSON).read_text())
+    for key in ("reproducible", "truth_budgets"):
+        del record["config"][key]
+    results.write_json(old / results.CONFIG_JSON, record)
+    write_run(tmp_path, seed=1)
+    write_run(tmp_path, seed=2, cfg={"truth_budgets": (4, 108)})
+    res = load(tmp_path)
+    assert res.runs["group"].nunique() == 1, res.runs["group"].tolist()
