@@ -17,6 +17,7 @@ from bench.benchmarks.registry import (
     get_benchmark,
     register_benchmark,
     resolve,
+    with_budgets,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "get_benchmark",
     "register_benchmark",
     "resolve",
+    "with_budgets",
 ]

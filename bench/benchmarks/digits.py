@@ -8,7 +8,7 @@ from typing import Any
 from bench.benchmarks.base import Benchmark
 from bench.benchmarks.registry import register_benchmark
 from bench.truth.base import GroundTruth
-from bench.truth.digits_protocol import BUDGET_LADDER, FULL_BUDGET, RUN_PROTOCOL, DigitsProtocol
+from bench.truth.digits_protocol import BUDGETS, RUN_PROTOCOL, DigitsProtocol
 
 SUPERNET_STACKS = 3  # the supernet's stacks (Supernet's default, as NB-101's network)
 
@@ -23,7 +23,7 @@ class Digits(Benchmark):
     caveat = "embedded digits benchmark, not NAS-Bench-101"
     # NB-101-equivalent epochs: budget b trains b/108 of the full protocol's steps, each its own training
     # (bench.truth.digits_protocol.at_budget); space 1 ships at every budget.
-    budgets = (FULL_BUDGET, *(b for b in BUDGET_LADDER if b != FULL_BUDGET))
+    budgets = BUDGETS
     repeats = RUN_PROTOCOL.repeats
     auto_priority = 1  # always installed: the fallback
     tabulates = True

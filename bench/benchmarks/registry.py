@@ -60,6 +60,12 @@ def choices() -> list[str]:
     return [AUTO, *available()]
 
 
+def with_budgets() -> list[str]:
+    """The registered benchmarks whose tables hold several training budgets (what per-budget ground
+    truth and Hyperband over epochs need), sorted."""
+    return [n for n in available() if len(_REGISTRY[n].budgets) > 1]
+
+
 def get_benchmark(name: str) -> Benchmark:
     names = available()
     if name not in _REGISTRY:

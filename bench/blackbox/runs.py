@@ -148,10 +148,10 @@ def check_budgets(method: str, table: GroundTruth, space: int) -> None:
                 )
             )
         return
-    from bench.benchmarks import available, get_benchmark
+    from bench.benchmarks import get_benchmark, with_budgets
 
     held = ", ".join(map(str, table.budgets)) or "one unnamed"
-    several = [n for n in available() if len(get_benchmark(n).budgets) > 1]
+    several = with_budgets()
     alternatives = "--method bohb-repeats (training repeats as the fidelity)" + "".join(
         f" or --benchmark {n} (budgets {', '.join(map(str, get_benchmark(n).budgets))})" for n in several
     )

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import results
-from bench.benchmarks import available, get_benchmark
+from bench.benchmarks import get_benchmark, with_budgets
 from bench.data.splits import CROP_PADDINGS
 from bench.errors import ConfigError, UsageError
 from bench.settings import field_types, parse_value
@@ -309,7 +309,7 @@ class RunConfig:
             return
         wanted = ",".join(map(str, self.truth_budgets))
         if len(held) <= 1:
-            others = [n for n in available() if len(get_benchmark(n).budgets) > 1]
+            others = with_budgets()
             raise ConfigError(
                 f"--set truth_budgets={wanted}: the {self.benchmark} table holds one budget "
                 f"({', '.join(map(str, held)) or 'unnamed'}); per-budget ground truth needs a table with "

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.truth.base import ArchResult
 from bench.truth.character import NB101_SAMPLE, CharacterError
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "budget_character",
     "format_budget_character",
     "nb101_budget_reference",
+    "stored_at_budgets",
     "table_budget_character",
 ]
 
@@ -76,18 +78,25 @@ def nb101_budget_reference(path: str | os.PathLike = NB101_SAMPLE) -> BudgetChar
     )
 
 
-def table_budget_character(
-    table: object, specs: Mapping[str, object], budgets: Sequence[int], repeat: int | None = 0
-) -> BudgetCharacter:
-    """The budgets of a lazily tabulated table (`table.at(budget)`, e.g. DigitsBenchmark) over the models
-    of `specs` stored at EVERY budget; nothing is trained. `repeat`: that repeat's validation accuracy
-    (NAS-Bench-101's sample holds one repeat), None: the mean over repeats."""
+Stored = dict[int, dict[str, ArchResult]]
+
+
+def stored_at_budgets(table: object, specs: Mapping[str, object], budgets: Sequence[int]) -> Stored:
+    """budget -> hash -> result of the models of `specs` a lazily tabulated table (`table.at(budget)`,
+    e.g. DigitsBenchmark) holds at EVERY budget that has any; nothing is trained."""
     stored = {b: table.at(b).stored_results(list(specs)) for b in budgets}  # type: ignore[attr-defined]
     stored = {b: s for b, s in stored.items() if s}  # a budget not tabulated yet is left out
-    budgets = tuple(stored)
     if not stored:
         raise CharacterError("no budget of this table is stored for these models; tabulate them first")
-    hashes = sorted(set.intersection(*(set(s) for s in stored.values())))
+    common = set.intersection(*(set(s) for s in stored.values()))
+    return {b: {h: s[h] for h in sorted(common)} for b, s in stored.items()}
+
+
+def table_budget_character(stored: Stored, repeat: int | None = 0) -> BudgetCharacter:
+    """The budgets of `stored` (from stored_at_budgets). `repeat`: that repeat's validation accuracy
+    (NAS-Bench-101's sample holds one repeat), None: the mean over repeats."""
+    budgets = tuple(stored)
+    hashes = list(next(iter(stored.values())))
 
     def value(b: int, h: str) -> float:
         r = stored[b][h]

@@ -27,7 +27,7 @@ from bench.search.graph import hash_pruned, hash_spec
 from bench.truth.base import ArchResult, GroundTruth
 from bench.truth.character import RandomBaseline, random_baseline
 from bench.truth.digits_protocol import (
-    BUDGET_LADDER,
+    BUDGETS,
     FULL_BUDGET,
     PROTOCOL_1X1,
     DigitsError,
@@ -159,7 +159,7 @@ class DigitsBenchmark(GroundTruth):
         """NB-101-equivalent epochs: the full protocol (108) first, then the shorter trainings."""
         if self.protocol.steps is not None:
             return ()  # a protocol already cut to one budget holds only itself
-        return (FULL_BUDGET, *(b for b in BUDGET_LADDER if b != FULL_BUDGET))
+        return BUDGETS
 
     def at(self, budget: int) -> DigitsBenchmark:
         """The table of one budget: this protocol trained for budget/108 of its steps, in the same cache

@@ -24,6 +24,7 @@ from bench.search.graph import HASH_OPS, check_in_nb101, prune
 
 __all__ = [
     "DigitsError",
+    "BUDGETS",
     "BUDGET_LADDER",
     "FULL_BUDGET",
     "PROTOCOL_1X1",
@@ -341,10 +342,6 @@ def train_repeat(
 TrainFn = Callable[[np.ndarray, list, DigitsProtocol, int], RepeatResult]
 
 
-# The protocol of the space-1 table shipped first: ONE stack of one cell, 6 epochs at LR 0.1. Its
-# table lacked NAS-Bench-101's character (accuracy barely followed parameters or conv3x3 count; 5th-95th
-# percentile spread 62 points) and no longer ships; the name stays so its rows in a user's cache remain
-# addressable (`DigitsBenchmark(protocol=PROTOCOL_1X1)` trains what it lacks).
 _LATER_FIELDS = ("steps",)
 
 # A digits budget is named by the NAS-Bench-101 epochs it stands for: budget b trains b/108 of the full
@@ -353,6 +350,8 @@ _LATER_FIELDS = ("steps",)
 # protocol's 80 steps that is 3, 9, 27 and 80 steps: eta 3 between rungs, as Hyperband needs.
 FULL_BUDGET = 108
 BUDGET_LADDER = (4, 12, 36, 108)
+# The order a table names them in: the full protocol first (what a query without a budget gets).
+BUDGETS = (FULL_BUDGET, *(b for b in BUDGET_LADDER if b != FULL_BUDGET))
 
 
 def at_budget(protocol: DigitsProtocol, budget: int) -> DigitsProtocol:
@@ -364,6 +363,10 @@ def at_budget(protocol: DigitsProtocol, budget: int) -> DigitsProtocol:
     return replace(protocol, steps=max(1, round(protocol.total_steps() * budget / FULL_BUDGET)))
 
 
+# The protocol of the space-1 table shipped first: ONE stack of one cell, 6 epochs at LR 0.1. Its
+# table lacked NAS-Bench-101's character (accuracy barely followed parameters or conv3x3 count; 5th-95th
+# percentile spread 62 points) and no longer ships; the name stays so its rows in a user's cache remain
+# addressable (`DigitsBenchmark(protocol=PROTOCOL_1X1)` trains what it lacks).
 PROTOCOL_1X1 = DigitsProtocol(epochs=6, learning_rate=0.1, num_stacks=1, modules_per_stack=1)
 # What a search (`python -m bench.run`) is scored against on digits: the default protocol, whose space-1
 # table ships complete (bench/truth/shipped/digits_space1.sqlite) and meets the four character targets

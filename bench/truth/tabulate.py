@@ -21,6 +21,7 @@ from bench.truth.base import ArchResult
 from bench.truth.budget_character import (
     format_budget_character,
     nb101_budget_reference,
+    stored_at_budgets,
     table_budget_character,
 )
 from bench.truth.character import NB101_SAMPLE, format_character, nb101_reference, table_character
@@ -264,9 +265,10 @@ def budget_report(bench: DigitsBenchmark, space: int, reference: Path | None = N
     accuracy, beside NAS-Bench-101's from the sample at `reference` (omitted when it cannot be read)."""
     specs = SearchSpace(space).unique_specs()
     budgets = sorted(bench.budgets)
+    stored = stored_at_budgets(bench, specs, budgets)
     columns = {
-        "digits, repeat 0": table_budget_character(bench, specs, budgets, repeat=0),
-        "digits, mean of 3": table_budget_character(bench, specs, budgets, repeat=None),
+        "digits, repeat 0": table_budget_character(stored, repeat=0),
+        "digits, mean of 3": table_budget_character(stored, repeat=None),
     }
     if reference is not None:
         try:
