@@ -38,15 +38,27 @@ def test_budgets_are_steps_of_the_full_schedule() -> None:
         at_budget(RUN_PROTOCOL, 200)
 
 
-def test_a_shorter_budget_is_its_own_training_not_a_checkpoint() -> None:
-    """Steps equal to the full schedule train exactly the full protocol; fewer steps anneal to zero over
-    themselves, so they differ from the full run's early weights."""
+def test_a_shorter_budget_is_its_own_training_not_a_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps equal to the full schedule train exactly the full protocol; fewer steps take exactly that
+    many SGD steps, on a cosine schedule of their own (not the full run's first steps)."""
+    import torch
+
     m, o = SPEC
     full = train_repeat(np.array(m), o, TINY, 0)
     same = train_repeat(np.array(m), o, replace(TINY, steps=TINY.total_steps()), 0)
     assert (same.valid_acc, same.test_acc) == (full.valid_acc, full.test_acc)
-    short = train_repeat(np.array(m), o, replace(TINY, steps=1), 0)
-    assert 0.0 <= short.test_acc <= 1.0 and short.cpu_seconds < full.cpu_seconds
+    lrs: list[float] = []
+    step = torch.optim.SGD.step
+
+    def counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        lrs.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", counted)
+    short = train_repeat(np.array(m), o, replace(TINY, steps=3), 0)
+    assert 0.0 <= short.test_acc <= 1.0 and TINY.total_steps() == 4
+    # 3 steps of their own cosine schedule: 0.05 * (1 + cos(pi * k / 3)) / 2 for k = 0, 1, 2
+    assert lrs == pytest.approx([0.05, 0.0375, 0.0125])
 
 
 def _recording(seen: list[DigitsProtocol]):  # noqa: ANN202
