@@ -65,3 +65,18 @@ def test_the_page_prints_the_measured_rank_correlations(tables) -> None:
             assert line is not None, f"the page lacks the budget {b} row"
             shown = float(line.group(1 if repeat == 0 else 2))
             assert shown == pytest.approx(rho, abs=5e-4)
+
+
+def test_the_budget_report_prints_the_pages_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`python -m bench.tabulate --budget-report` on the shipped tables prints the table on the page."""
+    from bench import tabulate
+
+    argv = ["--benchmark", "digits", "--space", "1", "--budget-report", "--cache", str(tmp_path / "c.sqlite")]
+    assert tabulate.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "2685 of 2685 models stored at every budget" in printed
+    page = PAGE.read_text(encoding="utf-8")
+    rows = [line for line in page.splitlines() if line.startswith(("| Spearman(budget", "| budget "))]
+    assert len(rows) == 14  # 4 percentile rows, 6 pairs, 4 cost rows
+    for line in rows:
+        assert line in printed
