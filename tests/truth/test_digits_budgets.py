@@ -89,3 +89,14 @@ def test_an_unknown_budget_names_the_budgets(tmp_path: Path) -> None:
     table = DigitsBenchmark(tmp_path / "d.sqlite", RUN_PROTOCOL, shipped=[], train_fn=_recording([]))
     with pytest.raises(UnknownBudgetError, match="budget 5: the 'digits' table holds 108, 4, 12, 36"):
         table.query(*SPEC, budget=5)
+
+
+def test_tabulate_refuses_a_budget_it_does_not_hold(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from bench import tabulate
+
+    cache = tmp_path / "c.sqlite"
+    argv = ["--benchmark", "digits", "--space", "1", "--budget", "5", "--cache", str(cache)]
+    assert tabulate.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --budget 5: the digits benchmark holds budgets 4, 12, 36, 108"
+    assert not cache.exists()
